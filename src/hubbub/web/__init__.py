@@ -1,0 +1,1 @@
+"""The web adapter: REST API, WebSocket endpoint, sessions, proxy support, static files."""

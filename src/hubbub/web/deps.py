@@ -1,0 +1,23 @@
+"""What the web layer is given by the composition root (``hubbub.app``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..config import Settings
+    from ..core.accounts import Accounts
+    from ..core.hub import Hub
+    from ..core.ports import Bus, Store
+    from .fanout import Fanout
+
+
+@dataclass
+class Services:
+    settings: Settings
+    store: Store
+    bus: Bus
+    hub: Hub
+    accounts: Accounts
+    fanout: Fanout
