@@ -1,0 +1,19 @@
+"""Persistent state: the ``Store`` on SQLite (default, WAL) or PostgreSQL.
+
+::
+
+    store = open_store(settings.effective_database_url())
+    await store.start()      # migrates to head, starts the group-commit writer
+    ...
+    await store.close()      # commits queued appends, disposes the engine
+
+``migrate(url)`` upgrades a database without opening a store (e.g. from the CLI).
+"""
+
+from __future__ import annotations
+
+from .migrate import migrate
+from .sql import SqlStore, open_store
+from .writer import StoreClosed
+
+__all__ = ["SqlStore", "StoreClosed", "migrate", "open_store"]
