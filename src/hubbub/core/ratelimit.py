@@ -72,6 +72,14 @@ class WindowCounter:
         while len(self._hits) > self.max_keys:
             self._hits.popitem(last=False)
 
+    def undo(self, key: Hashable) -> None:
+        """Take back the latest hit of ``key`` (an attempt that turned out fine)."""
+        hits = self._hits.get(key)
+        if hits:
+            hits.pop()
+            if not hits:
+                del self._hits[key]
+
     def reset(self, key: Hashable) -> None:
         self._hits.pop(key, None)
 

@@ -1,0 +1,1 @@
+"""Credentials: password hashing (argon2id) and the secrets behind sessions and tokens."""
