@@ -28,7 +28,8 @@ def search_terms(query: str) -> list[str]:
 
     Terms without one would match nothing anyway (both engines drop punctuation).
     """
-    return [term for term in query.split() if _WORD.search(term)][:MAX_TERMS]
+    words = query.replace("\x00", " ").split()  # PostgreSQL text cannot hold NUL
+    return [word for word in words if _WORD.search(word)][:MAX_TERMS]
 
 
 def fts5_query(terms: Sequence[str]) -> str:

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from hubbub.core.errors import HubbubError, NotFound
+from hubbub.core.errors import HubbubError, InvalidInput, NotFound
 from hubbub.core.model import AppendResult, Message, NewMessage, new_message_id, now_ms
 
 from . import rows
@@ -87,6 +87,7 @@ class GroupWriter:
     async def append(self, message: NewMessage) -> AppendResult:
         if self._closing:
             raise StoreClosed("the store is closed")
+        _check(message)
         self.start()
         future: asyncio.Future[AppendResult] = asyncio.get_running_loop().create_future()
         self._queue.append(_Item(message, future))
@@ -221,6 +222,15 @@ class GroupWriter:
                     rows.message(row), duplicate=True
                 )
         return followers
+
+
+def _check(message: NewMessage) -> None:
+    # PostgreSQL text cannot hold NUL; refuse it on both engines alike, before
+    # it can fail a batch.
+    for name in ("text", "sender", "nonce"):
+        value = getattr(message, name)
+        if value is not None and "\x00" in value:
+            raise InvalidInput(f"the message's {name} contains a NUL character")
 
 
 def _message(new: NewMessage, seq: int, ts: int) -> Message:
