@@ -253,3 +253,16 @@ async def test_nul_is_refused_on_every_engine(store: SqlStore, alice: User, room
     )
     assert isinstance(results[0], InvalidInput)
     assert [m.text for m in await store.history(room.id)] == ["fine"]
+
+
+async def test_caller_cancelled_before_commit_stores_nothing(
+    store: SqlStore, alice: User, room_factory
+):
+    room = await room_factory("lobby", alice)
+    tasks = [asyncio.ensure_future(store.append(_msg(room.id, alice, f"m{i}"))) for i in range(3)]
+    await asyncio.sleep(0)  # all three queued; the writer has not run yet
+    tasks[1].cancel()
+    done = await asyncio.gather(*tasks, return_exceptions=True)
+    assert isinstance(done[1], asyncio.CancelledError)
+    assert [m.text for m in await store.history(room.id)] == ["m0", "m2"]
+    assert [m.seq for m in await store.history(room.id)] == [1, 2]
