@@ -1,0 +1,245 @@
+"""Fan-out: every bus event to the WebSocket connections that should see it.
+
+The hot path of the server (issue 2, "Performance constraints"; DESIGN.md,
+"Flow of one message", 5):
+
+- each event's frame is built **once** (:func:`~hubbub.protocols.wire.text_frame`)
+  and the same ``bytes`` object is appended to every receiving connection's
+  ``pending`` list; per delivery the work is one dict lookup, one compare, one
+  store and one list append;
+- connections with pending frames are flushed **once per event-loop pass**
+  (one ``loop.call_soon`` for all of them), with one ``write`` per socket;
+- each socket's buffer is bounded: past ``send_buffer`` bytes still queued
+  after a flush, the connection is closed with 4008 "too slow" and the client
+  recovers by reconnecting and resuming.
+
+Anything the hot path cannot decide (a gap, a duplicate, a control event, a
+connection still waiting for ``resume``) goes to the connection's
+:class:`~hubbub.protocols.session.Session`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Protocol
+
+from ..core.events import Event, Scope
+from ..protocols.session import (
+    Action,
+    Close,
+    Session,
+    Subscribe,
+    Unsubscribe,
+)
+from ..protocols.wire import CloseCode, text_frame
+
+
+class FrameWriter(Protocol):
+    """Where a connection's bytes go: the raw transport, or ASGI ``send`` as a fallback."""
+
+    def write_frames(self, data: bytes) -> int:
+        """Queue pre-built frames; return how many bytes are still buffered."""
+
+    def close_now(self, code: int, reason: str) -> None:
+        """Send a close frame after what was written, then end the connection."""
+
+
+class Connection:
+    """One WebSocket connection as the fan-out sees it.
+
+    Subclasses run the actions that need I/O (:meth:`run`): store reads for
+    catch-up and calls into the Hub.
+    """
+
+    __slots__ = ("closed", "fanout", "live", "pending", "session", "writer")
+
+    def __init__(self, fanout: Fanout, session: Session, writer: FrameWriter) -> None:
+        self.fanout = fanout
+        self.session = session
+        self.live = session.live  # the hot path's view of the session's positions
+        self.writer = writer
+        self.pending: list[bytes] = []
+        self.closed = False
+
+    # called by the fan-out -------------------------------------------------------
+    def deliver_slow(self, event: Event, frame: bytes) -> None:
+        """An event the hot path could not decide on: the session decides."""
+        self.drain(frame if self.session.event(event) else None)
+
+    # output ----------------------------------------------------------------------
+    def push(self, frame: bytes) -> None:
+        if self.closed:
+            return
+        pending = self.pending
+        if not pending:
+            self.fanout.mark_dirty(self)
+        pending.append(frame)
+
+    def drain(self, frame: bytes | None = None) -> None:
+        """Send the session's output, then ``frame``, then run its actions."""
+        session = self.session
+        for payload in session.data_to_send():
+            self.push(text_frame(payload))
+        if frame is not None:
+            self.push(frame)
+        for action in session.actions_to_run():
+            self.act(action)
+
+    def act(self, action: Action) -> None:
+        if isinstance(action, Subscribe):
+            self.fanout.subscribe(self, action.conversation)
+        elif isinstance(action, Unsubscribe):
+            self.fanout.unsubscribe(self, action.conversation)
+        elif isinstance(action, Close):
+            self.close(action.code, action.reason)
+        else:
+            self.run(action)
+
+    def run(self, action: Action) -> None:
+        """Start an action that needs I/O (catch-up reads, Hub calls)."""
+        raise NotImplementedError
+
+    def close(self, code: int, reason: str, *, flush: bool = True) -> None:
+        """Leave the fan-out and close the socket, after what is pending unless ``flush`` is false."""
+        if self.closed:
+            return
+        self.session.close(code, reason)
+        self.session.actions_to_run()  # the Close just queued: this is it
+        self.fanout.remove(self)
+        self.closed = True
+        pending, self.pending = self.pending, []
+        if flush and pending:
+            self.writer.write_frames(b"".join(pending))
+        self.writer.close_now(code, reason)
+
+    def lost(self) -> None:
+        """The socket is gone: stop everything without writing."""
+        if self.closed:
+            return
+        self.session.close(CloseCode.NORMAL, "")
+        self.session.actions_to_run()
+        self.fanout.remove(self)
+        self.closed = True
+        self.pending = []
+
+
+class Fanout:
+    """Routes bus events to connections; register :meth:`on_event` as a bus listener."""
+
+    def __init__(self, *, send_buffer: int = 1 << 20) -> None:
+        self.send_buffer = send_buffer
+        self.conversations: dict[int, set[Connection]] = {}
+        self.users: dict[int, set[Connection]] = {}
+        self.everyone: set[Connection] = set()
+        #: highest seq published per conversation, as seen by this process: a
+        #: connection's starting position is never older than this (no missed
+        #: event between reading the snapshot and subscribing).
+        self.last_seq: dict[int, int] = {}
+        self._dirty: list[Connection] = []
+        self._scheduled = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # membership -----------------------------------------------------------------
+    def add(self, conn: Connection) -> None:
+        """Start routing the user's and everyone's events to ``conn``."""
+        self.everyone.add(conn)
+        self.users.setdefault(conn.session.user_id, set()).add(conn)
+
+    def remove(self, conn: Connection) -> None:
+        self.everyone.discard(conn)
+        user = self.users.get(conn.session.user_id)
+        if user is not None:
+            user.discard(conn)
+            if not user:
+                del self.users[conn.session.user_id]
+        for cid in conn.session.conversations():
+            self.unsubscribe(conn, cid)
+
+    def subscribe(self, conn: Connection, conversation_id: int) -> None:
+        conns = self.conversations.get(conversation_id)
+        if conns is None:
+            conns = self.conversations[conversation_id] = set()
+        conns.add(conn)
+
+    def unsubscribe(self, conn: Connection, conversation_id: int) -> None:
+        conns = self.conversations.get(conversation_id)
+        if conns is not None:
+            conns.discard(conn)
+            if not conns:
+                del self.conversations[conversation_id]
+
+    def known_seq(self, conversation_id: int) -> int:
+        return self.last_seq.get(conversation_id, 0)
+
+    def connection_count(self) -> int:
+        return len(self.everyone)
+
+    # the hot path -----------------------------------------------------------------
+    def on_event(self, event: Event) -> None:
+        """Bus listener: called in the event loop for every event of every process."""
+        scope = event.scope
+        if scope is Scope.CONVERSATION:
+            cid = event.target
+            seq = event.seq
+            if seq is not None and seq > self.last_seq.get(cid, 0):
+                self.last_seq[cid] = seq
+            conns = self.conversations.get(cid)
+            if not conns:
+                return
+            frame = text_frame(event.payload)
+            dirty = self._dirty
+            if seq is None:  # typing: no position
+                for conn in conns:
+                    pending = conn.pending
+                    if not pending:
+                        dirty.append(conn)
+                    pending.append(frame)
+            else:
+                prev = seq - 1
+                for conn in conns:
+                    live = conn.live
+                    if live.get(cid) == prev:
+                        live[cid] = seq
+                        pending = conn.pending
+                        if not pending:
+                            dirty.append(conn)
+                        pending.append(frame)
+                    else:
+                        conn.deliver_slow(event, frame)
+        else:
+            targets = self.users.get(event.target) if scope is Scope.USER else self.everyone
+            if not targets:
+                return
+            frame = text_frame(event.payload)
+            # slow path for every receiver (low rate): it may close or (un)subscribe
+            for conn in tuple(targets):
+                conn.deliver_slow(event, frame)
+        if self._dirty and not self._scheduled:
+            self._schedule()
+
+    def mark_dirty(self, conn: Connection) -> None:
+        """``conn`` has its first pending frame of this pass (outside :meth:`on_event`)."""
+        self._dirty.append(conn)
+        if not self._scheduled:
+            self._schedule()
+
+    def _schedule(self) -> None:
+        self._scheduled = True
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
+        loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Write every connection's pending frames, one write per socket."""
+        self._scheduled = False
+        dirty, self._dirty = self._dirty, []
+        limit = self.send_buffer
+        for conn in dirty:
+            pending = conn.pending
+            if not pending:
+                continue
+            data = b"".join(pending)
+            pending.clear()
+            if conn.writer.write_frames(data) > limit:
+                conn.close(CloseCode.TOO_SLOW, "too slow", flush=False)

@@ -1,0 +1,290 @@
+"""The WebSocket endpoint at ``/api/ws`` (``docs/protocol.md``).
+
+The thin asyncio layer around :class:`~hubbub.protocols.session.Session`
+(STYLE.md, 2): check the Origin and the credential at the handshake, accept,
+register with the :class:`~hubbub.web.fanout.Fanout`, send ``ready``, then
+feed the session the client's frames (read through ASGI ``receive``: inbound
+traffic is low-rate) and run what it asks for: Hub calls in order, catch-up
+reads one at a time. Everything outbound goes through the fan-out's pending
+lists and is written straight to the transport by
+:class:`~hubbub.web.wsproto.HubbubWebSocketProtocol`; under another server,
+without that protocol, :class:`AsgiWriter` sends through ASGI instead: the
+same protocol, slower.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from starlette.datastructures import Headers
+from starlette.routing import WebSocketRoute
+from starlette.types import Receive, Scope, Send
+
+from ..core.errors import HubbubError, RateLimited
+from ..core.hub import conversation_json
+from ..core.model import User
+from ..protocols.session import Action, Call, Fetch, Limits, Session
+from ..protocols.wire import ErrorCode, Read, Typing, frame_payloads
+from ..protocols.wire import Send as SendOp
+from .auth import origin_allowed, principal_from_scope
+from .fanout import Connection, Fanout, FrameWriter
+from .wsproto import EXTENSION
+
+if TYPE_CHECKING:
+    from ..config import Settings
+    from .deps import Services
+
+log = logging.getLogger(__name__)
+
+PATH = "/api/ws"
+
+
+def limits_from(settings: Settings) -> Limits:
+    return Limits(max_frame=settings.max_ws_frame, replay_limit=settings.ws_replay_limit)
+
+
+class WsConnection(Connection):
+    """A connection with the I/O the session asks for: Hub calls and store reads."""
+
+    __slots__ = ("_fetcher", "_fetches", "calls", "services", "user")
+
+    def __init__(
+        self, services: Services, user: User, session: Session, writer: FrameWriter
+    ) -> None:
+        super().__init__(services.fanout, session, writer)
+        self.services = services
+        self.user = user
+        self.calls: collections.deque[SendOp | Typing | Read] = collections.deque()
+        self._fetches: collections.deque[Fetch] = collections.deque()
+        self._fetcher: asyncio.Task[None] | None = None
+
+    def run(self, action: Action) -> None:
+        if isinstance(action, Call):
+            self.calls.append(action.op)
+        elif isinstance(action, Fetch):
+            self._fetches.append(action)
+            if self._fetcher is None:
+                self._fetcher = asyncio.create_task(self._fetch_all())
+
+    def flush_pending(self) -> None:
+        """Write what is pending now (before the server's close frame)."""
+        pending, self.pending = self.pending, []
+        if pending and not self.closed:
+            self.writer.write_frames(b"".join(pending))
+
+    async def serve(self, receive: Receive) -> None:
+        """Read client frames until the connection ends."""
+        session = self.session
+        while True:
+            message = await receive()
+            kind = message["type"]
+            if kind == "websocket.disconnect":
+                return
+            if kind != "websocket.receive":
+                continue
+            text = message.get("text")
+            if text is not None:
+                session.receive_text(text)
+            else:
+                session.receive_binary(len(message.get("bytes") or b""))
+            self.drain()
+            while self.calls:  # one at a time: a client's sends commit in the order sent
+                await self._call(self.calls.popleft())
+
+    async def _call(self, op: SendOp | Typing | Read) -> None:
+        hub = self.services.hub
+        session = self.session
+        try:
+            if isinstance(op, SendOp):
+                result = await hub.post(
+                    self.user, op.conversation, op.text, kind=op.kind, nonce=op.nonce
+                )
+                session.op_done(op, result.message)
+            elif isinstance(op, Typing):
+                await hub.typing(self.user, op.conversation)
+            else:
+                await hub.mark_read(self.user, op.conversation, op.seq)
+        except RateLimited as exc:
+            session.op_failed(op, exc.code, exc.message, retry_after=exc.retry_after)
+        except HubbubError as exc:
+            session.op_failed(op, exc.code, exc.message)
+        except Exception:
+            log.exception("WebSocket op %s failed", type(op).__name__)
+            session.op_failed(op, ErrorCode.INTERNAL, "the server failed; try again")
+        self.drain()
+
+    async def _fetch_all(self) -> None:
+        """Catch-up reads, one at a time per connection (a reconnect storm stays bounded)."""
+        store = self.services.store
+        session = self.session
+        try:
+            while self._fetches and not self.closed:
+                fetch = self._fetches.popleft()
+                if fetch.delay:
+                    await asyncio.sleep(fetch.delay)
+                try:
+                    messages = await store.history(
+                        fetch.conversation, after=fetch.after, limit=fetch.limit
+                    )
+                except Exception:
+                    log.exception("catch-up read of conversation %d failed", fetch.conversation)
+                    session.fetch_failed(fetch.id, fetch.conversation)
+                else:
+                    session.fetched(fetch.id, fetch.conversation, messages)
+                self.drain()
+        finally:
+            self._fetcher = None
+
+    async def stop(self) -> None:
+        self.lost()
+        task = self._fetcher
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+class AsgiWriter:
+    """The fallback :class:`FrameWriter`: frames sent one by one through ASGI ``send``."""
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self._queue: collections.deque[bytes] = collections.deque()
+        self._buffered = 0
+        self._close: tuple[int, str] | None = None
+        self._wake = asyncio.Event()
+        self.task = asyncio.create_task(self._run())
+
+    def write_frames(self, data: bytes) -> int:
+        if self._close is None:
+            self._queue.append(data)
+            self._buffered += len(data)
+            self._wake.set()
+        return self._buffered
+
+    def close_now(self, code: int, reason: str) -> None:
+        if self._close is None:
+            self._close = (code, reason)
+            self._wake.set()
+
+    async def _run(self) -> None:
+        with contextlib.suppress(Exception):  # the client went away: nothing more to send
+            while True:
+                await self._wake.wait()
+                self._wake.clear()
+                while self._queue:
+                    data = self._queue.popleft()
+                    for payload in frame_payloads(data):
+                        await self._send({"type": "websocket.send", "text": payload.decode()})
+                    self._buffered -= len(data)
+                if self._close is not None:
+                    code, reason = self._close
+                    await self._send({"type": "websocket.close", "code": code, "reason": reason})
+                    return
+
+    async def stop(self) -> None:
+        self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task
+
+
+async def _deny(scope: Scope, send: Send, status: int, code: str, message: str) -> None:
+    """Refuse the upgrade with an HTTP error (or a bare 403 where the server cannot)."""
+    if "websocket.http.response" in scope.get("extensions", {}):
+        body = orjson.dumps({"code": code, "message": message})
+        await send(
+            {
+                "type": "websocket.http.response.start",
+                "status": status,
+                "headers": [(b"content-type", b"application/json")],
+            }
+        )
+        await send({"type": "websocket.http.response.body", "body": body})
+    else:
+        await send({"type": "websocket.close", "code": 1008})
+
+
+async def serve_websocket(services: Services, scope: Scope, receive: Receive, send: Send) -> None:
+    """One WebSocket connection, from the handshake to the end."""
+    message = await receive()
+    if message["type"] != "websocket.connect":
+        return
+    settings = services.settings
+    authorization = Headers(scope=scope).get("authorization", "")
+    bearer = authorization[:7].lower() == "bearer "
+    # Cross-site WebSocket hijacking: browsers always send Origin, and a cookie
+    # rides along with any site's request; a bearer token does not.
+    if not origin_allowed(settings, scope, required=not bearer):
+        await _deny(scope, send, 403, "bad_origin", "the Origin is not this server's")
+        return
+    principal = await principal_from_scope(services, scope)
+    if principal is None:
+        await _deny(scope, send, 401, "unauthorized", "log in, or send an API token")
+        return
+    user = principal.user
+    credential = (
+        principal.session_id if principal.via == "cookie" else f"token:{principal.token_id}"
+    )
+    await send({"type": "websocket.accept"})
+
+    proto = scope.get("extensions", {}).get(EXTENSION)
+    fallback: AsgiWriter | None = None
+    writer: FrameWriter
+    if proto is not None:
+        writer = proto
+    else:
+        writer = fallback = AsgiWriter(send)
+    session = Session(user.id, user.name, credential, limits_from(settings))
+    conn = WsConnection(services, user, session, writer)
+    fanout = services.fanout
+    metrics = services.metrics
+    announced = False
+    # Follow the user's own events first, so a join while the snapshot is read is not missed.
+    fanout.add(conn)
+    if metrics is not None:
+        metrics.ws_opened()
+    try:
+        views = await services.hub.conversations(user)
+        start_snapshot(session, fanout, [conversation_json(v) for v in views], services)
+        conn.drain()  # ready, and the conversations' subscriptions: no await since the snapshot
+        if proto is not None:
+            proto.before_close = conn.flush_pending
+        await services.hub.connected(user)
+        announced = True
+        await conn.serve(receive)
+    finally:
+        await conn.stop()
+        if fallback is not None:
+            await fallback.stop()
+        if metrics is not None:
+            metrics.ws_closed()
+        if announced:
+            await services.hub.disconnected(user)
+
+
+def start_snapshot(
+    session: Session, fanout: Fanout, conversations: list[dict[str, Any]], services: Services
+) -> None:
+    """Start the session on the snapshot, never older than what the fan-out has seen."""
+    for c in conversations:
+        known = fanout.known_seq(c["id"])
+        if known > c["last_seq"]:
+            c["unread"] += known - c["last_seq"]
+            c["last_seq"] = known
+    session.start(conversations, services.hub.online_user_ids())
+
+
+class WebSocketEndpoint:
+    """ASGI app of the route; the services come from the application's state."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        services: Services = scope["app"].state.services
+        await serve_websocket(services, scope, receive, send)
+
+
+websocket_route = WebSocketRoute(PATH, WebSocketEndpoint(), name="websocket")

@@ -1,0 +1,120 @@
+"""Hubbub's uvicorn WebSocket protocol: the ASGI one, plus a raw write path.
+
+uvicorn takes this class by import string (``ws="hubbub.web.wsproto:HubbubWebSocketProtocol"``).
+It is uvicorn's ``websockets``-sans-I/O protocol with four changes:
+
+- it puts itself in the ASGI scope (``scope["extensions"]["hubbub.ws"]``) so
+  the endpoint can write pre-built frames straight to the transport
+  (:meth:`write_frames`), keeping per-message ASGI machinery off the
+  broadcast path (issue 2, "Performance constraints");
+- no permessage-deflate: a frame built once is sent as is to every socket;
+- incoming messages may be up to :data:`HARD_FRAME_CAP` bytes, above any
+  configured ``max_ws_frame``, so that a frame merely too large for the
+  protocol gets a ``too_large`` error frame and the connection lives on; above
+  the cap the connection is closed with 1009 (RFC 6455, 7.4.1);
+- server shutdown closes with 1001 "going away" (not 1012), after writing what
+  the application still had pending.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from uvicorn.config import Config
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from uvicorn.server import ServerState
+from websockets.exceptions import InvalidState
+from websockets.http11 import Request
+from websockets.server import ServerProtocol
+
+HARD_FRAME_CAP = 2 << 20  # bytes; settings.max_ws_frame is at most 1 MiB
+CLOSE_TIMEOUT = 10.0  # seconds to wait for the peer's close frame before aborting
+EXTENSION = "hubbub.ws"
+
+
+class HubbubWebSocketProtocol(WebSocketsSansIOProtocol):
+    def __init__(
+        self,
+        config: Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        self.conn = ServerProtocol(
+            extensions=[], max_size=HARD_FRAME_CAP, logger=logging.getLogger("uvicorn.error")
+        )
+        #: set by the application: write what is pending, before a close frame
+        self.before_close: Callable[[], None] | None = None
+
+    def handle_connect(self, event: Request) -> None:
+        super().handle_connect(event)
+        if self.response.status_code == 101:
+            # The ASGI task is scheduled, not started: the scope is complete before the app runs.
+            self.scope["extensions"][EXTENSION] = self  # type: ignore[assignment]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        self.before_close = None
+        scope = getattr(self, "scope", None)
+        if scope is not None:
+            scope["extensions"].pop(EXTENSION, None)  # break the cycle early
+
+    # the raw write path -------------------------------------------------------------
+    def write_frames(self, data: bytes) -> int:
+        """Write complete, pre-built frames; return the bytes the transport still holds."""
+        transport = self.transport
+        if self.close_sent or transport.is_closing():
+            return 0
+        transport.write(data)
+        return transport.get_write_buffer_size()
+
+    def close_now(self, code: int, reason: str = "", timeout: float = CLOSE_TIMEOUT) -> None:
+        """Send a close frame now, without waiting for the buffer to drain.
+
+        ASGI ``websocket.close`` waits until the transport is writable, which a
+        consumer that stopped reading never makes it; this does not wait, and
+        aborts the connection if the peer has not answered within ``timeout``.
+        """
+        if self.close_sent or self.transport.is_closing():
+            return
+        self.queue.put_nowait({"type": "websocket.disconnect", "code": code, "reason": reason})
+        try:
+            self.conn.send_close(code, reason)
+        except InvalidState:
+            self.transport.abort()
+            return
+        self.transport.write(b"".join(self.conn.data_to_send()))
+        self.close_sent = True
+        self.stop_keepalive()
+        if self.read_paused:
+            self.read_paused = False
+            self.transport.resume_reading()
+        self.close_timer = self.loop.call_later(timeout, self.transport.abort)
+
+    # shutdown -----------------------------------------------------------------------
+    def shutdown(self) -> None:
+        if (
+            self.handshake_complete
+            and not self.close_sent
+            and self.initial_response is None
+            and not self.transport.is_closing()
+        ):
+            self.stop_keepalive()
+            if self.before_close is not None:
+                self.before_close()
+            self.queue.put_nowait(
+                {"type": "websocket.disconnect", "code": 1001, "reason": "server shutting down"}
+            )
+            try:
+                self.conn.send_close(1001, "server shutting down")
+                self.transport.write(b"".join(self.conn.data_to_send()))
+            except InvalidState:
+                pass
+            self.close_sent = True
+            self.transport.close()
+            return
+        super().shutdown()
