@@ -57,6 +57,11 @@ def conversation_json(view: ConversationView) -> dict[str, Any]:
     }
 
 
+def message_payload(message: Message) -> bytes:
+    """The JSON of a message event: what live fan-out and catch-up replay both send."""
+    return dumps({"type": "message", **message.to_json()})
+
+
 class Hub:
     def __init__(
         self,
@@ -337,7 +342,7 @@ class Hub:
         return {"sender": user.name, "sender_id": user.id}
 
     async def _publish_message(self, message: Message) -> None:
-        payload = dumps({"type": "message", **message.to_json()})
+        payload = message_payload(message)
         await self.bus.publish(
             Event(
                 Scope.CONVERSATION,
