@@ -12,14 +12,19 @@ import importlib.util
 from typing import Any
 
 from fastapi import FastAPI
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
 from starlette.routing import BaseRoute
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import __version__
 from .api import api_router
 from .deps import Services
-from .errors import install_error_handlers
+from .errors import TooLarge, error_response, install_error_handlers
 
 WEBSOCKET_PATH = "/api/ws"
+MAX_BODY = 1 << 20
+"""Bytes in a request body: room for the longest message, JSON-escaped."""
 
 
 def create_web_app(services: Services, **fastapi_options: Any) -> FastAPI:
@@ -38,7 +43,46 @@ def create_web_app(services: Services, **fastapi_options: Any) -> FastAPI:
     install_error_handlers(app)
     app.include_router(api_router())
     _add_websocket_route(app)
+    app.add_middleware(BodyLimit, max_body=MAX_BODY)
     return app
+
+
+class BodyLimit:
+    """Refuse request bodies over ``max_body`` bytes with 413 ``too_large``.
+
+    A declared Content-Length over the limit is answered before anything is
+    read; a chunked body is counted as it arrives and cut off at the limit.
+    """
+
+    def __init__(self, app: ASGIApp, max_body: int) -> None:
+        self.app = app
+        self.max_body = max_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_body:
+            await error_response(TooLarge(self._message()))(scope, receive, send)
+            return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_body:
+                    # FastAPI passes an HTTPException from reading the body on
+                    # to the handlers, which render it as JSON.
+                    raise HTTPException(413, self._message())
+            return message
+
+        await self.app(scope, limited, send)
+
+    def _message(self) -> str:
+        return f"a request body is at most {self.max_body} bytes"
 
 
 def _add_websocket_route(app: FastAPI) -> None:
