@@ -11,6 +11,7 @@ from types import TracebackType
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hubbub.core.model import AppendResult, NewMessage
+from hubbub.core.ports import Store
 
 from .conversations import ConversationQueries
 from .engine import make_engine
@@ -102,3 +103,7 @@ def open_store(
         schema=schema,
         max_batch=max_batch,
     )
+
+
+def _implements_store(store: SqlStore) -> Store:
+    return store  # mypy checks here that SqlStore has every method of the Store protocol
