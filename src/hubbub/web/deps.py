@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from ..core.hub import Hub
     from ..core.ports import Bus, Store
     from .fanout import Fanout
+    from .metrics import Metrics
 
 
 @dataclass
@@ -21,3 +22,4 @@ class Services:
     hub: Hub
     accounts: Accounts
     fanout: Fanout
+    metrics: Metrics | None = None  # hooks: ws_opened/ws_closed, observe_batch, ...

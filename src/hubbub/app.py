@@ -1,0 +1,285 @@
+"""The composition root: everything is built here, from settings, and passed down.
+
+::
+
+    services = await build_services(settings)   # data dir, store (migrated), bus, Hub, ...
+    app = create_app(services)                  # the ASGI app: proxy, logs, metrics, API
+    ...
+    await close_services(services)              # bus, then store: queued commits flushed
+
+:func:`serve` runs all of it on uvicorn until SIGTERM or SIGINT, then shuts
+down gracefully: the listening socket closes, requests in flight get
+``settings.shutdown_timeout`` seconds to finish, WebSockets are closed with
+1001 (going away) by the WebSocket protocol's ``shutdown()``, and only then
+are the bus and the store closed (the store commits what is queued and
+disposes its engines). Nothing acknowledged is lost: an ack is only sent
+after its commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import importlib.util
+import logging
+import math
+import signal
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from starlette.responses import HTMLResponse
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp
+
+from . import __version__
+from .auth.passwords import PasswordHasher
+from .bus import LocalBus
+from .config import Settings
+from .core.accounts import Accounts
+from .core.hub import Hub
+from .core.ports import Bus
+from .core.ratelimit import TokenBucket
+from .logs import AccessLog
+from .store import open_store
+from .web.deps import Services
+from .web.fanout import Fanout
+from .web.http import create_web_app
+from .web.metrics import CountingBus, Metrics, MetricsMiddleware
+from .web.proxy import ProxyMiddleware
+
+log = logging.getLogger(__name__)
+
+WS_PROTOCOL = "hubbub.web.wsproto:HubbubWebSocketProtocol"
+"""uvicorn's ``ws=``: the WebSocket protocol class that keeps ASGI off the broadcast path."""
+
+STATIC_DIR = Path(__file__).with_name("static")
+
+
+def make_bus(settings: Settings) -> Bus:
+    """In-process, or Redis when ``settings.redis_url`` is set."""
+    if settings.redis_url:
+        from .bus.redis import RedisBus  # imported only when used: startup time
+
+        return RedisBus(settings.redis_url, settings.redis_channel)
+    return LocalBus()
+
+
+def make_hasher(settings: Settings) -> PasswordHasher:
+    return PasswordHasher(
+        time_cost=settings.argon2_time_cost,
+        memory_cost=settings.argon2_memory_kib,
+        parallelism=settings.argon2_parallelism,
+    )
+
+
+async def build_services(settings: Settings, *, metrics: Metrics | None = None) -> Services:
+    """Create the data directory, open (and migrate) the store, start the bus, wire the rest."""
+    started = time.perf_counter()
+    metrics = metrics or Metrics()
+    if settings.uses_sqlite():
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = open_store(settings.effective_database_url())
+    await store.start()  # migrates to the newest schema first
+    bus: Bus = CountingBus(make_bus(settings), metrics)
+    try:
+        await bus.start()
+    except BaseException:
+        await store.close()
+        raise
+    hub = Hub(
+        store,
+        bus,
+        max_message_length=settings.max_message_length,
+        max_topic_length=settings.max_topic_length,
+        send_limiter=TokenBucket(rate=settings.send_rate, burst=settings.send_burst),
+    )
+    accounts = Accounts(store, settings, make_hasher(settings), bus)
+    fanout = Fanout(send_buffer=settings.ws_send_buffer)
+    bus.add_listener(fanout.on_event)
+    metrics.ws_connections.set_function(fanout.connection_count)
+    stats = getattr(store, "writer_stats", None)
+    if stats is not None:
+        metrics.gauge_from(
+            "hubbub_store_commit_batches",
+            "Group-commit transactions so far (with hubbub_store_committed_messages: mean batch size).",
+            lambda: float(store.writer_stats.batches),
+        )
+        metrics.gauge_from(
+            "hubbub_store_committed_messages",
+            "Messages committed by the group-commit writer so far.",
+            lambda: float(store.writer_stats.messages),
+        )
+    log.debug("services built in %.0f ms", (time.perf_counter() - started) * 1000)
+    return Services(
+        settings=settings,
+        store=store,
+        bus=bus,
+        hub=hub,
+        accounts=accounts,
+        fanout=fanout,
+        metrics=metrics,
+    )
+
+
+async def close_services(services: Services) -> None:
+    """Close the bus, then the store (commits what is queued, disposes its engines)."""
+    try:
+        await services.bus.close()
+    finally:
+        await services.store.close()
+
+
+def create_app(services: Services) -> ASGIApp:
+    """The whole ASGI app: proxy support, access log, metrics, then the API and static files."""
+    settings = services.settings
+    metrics = services.metrics or Metrics()
+    web = create_web_app(services)
+    if settings.metrics:
+        web.add_route("/metrics", metrics.endpoint, include_in_schema=False)
+    if (STATIC_DIR / "index.html").is_file():
+        web.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="static")
+    else:
+        web.add_route("/", _placeholder_page, include_in_schema=False)
+    app: ASGIApp = MetricsMiddleware(web, metrics)
+    if settings.access_log:
+        app = AccessLog(app)
+    return ProxyMiddleware(app, settings)
+
+
+async def _placeholder_page(request: Any) -> HTMLResponse:
+    docs = str(request.url_for("swagger_ui_html")) if _has_route(request, "swagger_ui_html") else ""
+    link = f'<p>The API is described at <a href="{docs}">{docs}</a>.</p>' if docs else ""
+    return HTMLResponse(
+        f"<!doctype html><title>Hubbub</title><h1>Hubbub {__version__}</h1>"
+        f"<p>The server is running; the web client is not installed.</p>{link}"
+    )
+
+
+def _has_route(request: Any, name: str) -> bool:
+    return any(getattr(r, "name", None) == name for r in request.app.routes)
+
+
+def ws_protocol() -> str:
+    """The WebSocket protocol for uvicorn: ours when it is installed."""
+    module = WS_PROTOCOL.split(":", 1)[0]
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except ImportError:
+        found = False
+    if not found:
+        log.warning("%s is missing: falling back to uvicorn's websockets-sansio", module)
+        return "websockets-sansio"
+    return WS_PROTOCOL
+
+
+def uvicorn_config(app: ASGIApp, settings: Settings) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        loop="none",  # the caller's loop (uvloop from `hubbub serve`)
+        http="httptools",
+        ws=ws_protocol(),
+        ws_max_size=settings.max_ws_frame,
+        ws_ping_interval=settings.ws_ping_interval,
+        ws_ping_timeout=settings.ws_ping_interval,
+        ws_per_message_deflate=False,  # frames are built once and shared by every socket
+        lifespan="on",
+        log_config=None,  # logging is ours (hubbub.logs)
+        access_log=False,  # AccessLog logs paths without query strings
+        # ProxyMiddleware handles forwarded headers (trusted peers only, and the
+        # base path); uvicorn's own would trust X-Forwarded-For from 127.0.0.1 by
+        # default and hide the real peer from ProxyMiddleware.
+        proxy_headers=False,
+        server_header=False,
+        timeout_graceful_shutdown=math.ceil(settings.shutdown_timeout),
+    )
+
+
+class HubbubServer(uvicorn.Server):
+    """uvicorn's server, logging how long startup took; signal capture optional."""
+
+    def __init__(
+        self, config: uvicorn.Config, *, capture_signals: bool = True, started: float | None = None
+    ) -> None:
+        super().__init__(config)
+        self._capture = capture_signals
+        self._t0 = started if started is not None else time.perf_counter()
+        self.bound_port: int | None = None
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if not self._capture:
+            yield
+            return
+        with super().capture_signals():
+            yield
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        for server in getattr(self, "servers", []):
+            for sock in server.sockets:
+                self.bound_port = sock.getsockname()[1]
+                break
+        if self.started:
+            log.info(
+                "Hubbub %s listening on http://%s:%s (ready in %.0f ms)",
+                __version__,
+                self.config.host,
+                self.bound_port,
+                (time.perf_counter() - self._t0) * 1000,
+            )
+
+
+async def serve(settings: Settings, *, started: float | None = None) -> None:
+    """Run Hubbub until SIGTERM or SIGINT; return after a graceful shutdown."""
+    t0 = started if started is not None else time.perf_counter()
+    services = await build_services(settings)
+    with _quiet_signals():
+        try:
+            server = HubbubServer(
+                uvicorn_config(create_app(services), settings), capture_signals=True, started=t0
+            )
+            await server.serve()
+        finally:
+            log.info("closing the bus and the store")
+            await close_services(services)
+            log.info("stopped")
+
+
+@contextlib.contextmanager
+def _quiet_signals() -> Iterator[None]:
+    """Keep uvicorn's re-raise of SIGTERM/SIGINT after its shutdown from killing us
+    before the store is closed: uvicorn restores the handlers it found and raises
+    the captured signal again, so the handlers it finds must be harmless."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, _ignore) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _ignore(signum: int, frame: object) -> None:
+    """Already stopping: nothing more to do."""
+
+
+def run(settings: Settings, *, started: float | None = None) -> None:
+    """Blocking entry point for ``hubbub serve``: uvloop when available."""
+    try:
+        import uvloop
+
+        loop_factory: Any = uvloop.new_event_loop
+    except ImportError:  # pragma: no cover - uvloop is a dependency, except on Windows
+        loop_factory = None
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        runner.run(serve(settings, started=started))

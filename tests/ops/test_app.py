@@ -1,0 +1,59 @@
+"""The composition root: services, the app on real uvicorn, metrics, shutdown."""
+
+from __future__ import annotations
+
+import httpx
+
+from hubbub.app import build_services, close_services
+from hubbub.bus import LocalBus
+from hubbub.config import Settings
+from hubbub.core.model import MessageKind
+from hubbub.web.deps import Services
+from hubbub.web.metrics import CountingBus
+
+
+async def test_build_services_creates_the_data_dir_and_a_working_store(settings: Settings) -> None:
+    assert not settings.data_dir.exists()
+    services = await build_services(settings)
+    try:
+        assert settings.sqlite_path().is_file()
+        assert isinstance(services.bus, CountingBus)
+        assert isinstance(services.bus.inner, LocalBus)
+        alice = await services.accounts.register("alice", "password one", trusted=True)
+        assert alice.is_admin  # the first user
+        room = await services.hub.create_room(alice, "lobby")
+        await services.hub.post(alice, room.conversation.id, "hello", nonce="n1")
+    finally:
+        await close_services(services)
+    # everything acknowledged is there after a restart
+    again = await build_services(settings)
+    try:
+        user = await again.store.get_user_by_name("alice")
+        assert user is not None
+        view = (await again.hub.conversations(user))[0]
+        history = await again.hub.history(user, view.conversation.id)
+        assert [m.text for m in history if m.kind is MessageKind.TEXT] == ["hello"]
+    finally:
+        await close_services(again)
+
+
+async def test_server_answers_health_and_metrics(server) -> None:  # type: ignore[no-untyped-def]
+    async with httpx.AsyncClient(base_url=server.url) as client:
+        health = await client.get("/api/health")
+        assert health.status_code == 200
+        metrics = await client.get("/metrics")
+    assert metrics.status_code == 200
+    assert "hubbub_http_requests_total" in metrics.text
+    assert 'status="200"' in metrics.text
+    assert "hubbub_ws_connections 0.0" in metrics.text
+
+
+async def test_messages_posted_are_counted(services: Services) -> None:
+    alice = await services.accounts.register("alice", "password one", trusted=True)
+    room = await services.hub.create_room(alice, "lobby")
+    for i in range(3):
+        await services.hub.post(alice, room.conversation.id, f"m{i}")
+    assert services.metrics is not None
+    text = services.metrics.render().decode()
+    # the room's join message and three texts
+    assert "hubbub_messages_posted_total 4.0" in text
