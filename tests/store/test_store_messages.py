@@ -266,3 +266,12 @@ async def test_caller_cancelled_before_commit_stores_nothing(
     assert isinstance(done[1], asyncio.CancelledError)
     assert [m.text for m in await store.history(room.id)] == ["m0", "m2"]
     assert [m.seq for m in await store.history(room.id)] == [1, 2]
+
+
+async def test_on_batch_hears_each_transaction(target, store: SqlStore, alice: User, room_factory):
+    room = await room_factory("lobby", alice)
+    sizes: list[int] = []
+    async with target.open(on_batch=sizes.append) as other:
+        await asyncio.gather(*(other.append(_msg(room.id, alice, f"m{i}")) for i in range(7)))
+        await other.append(_msg(room.id, alice, "alone"))
+    assert sizes == [7, 1]

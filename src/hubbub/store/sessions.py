@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from dataclasses import replace
 from typing import Any
 
 import sqlalchemy as sa
@@ -86,15 +87,7 @@ class SessionQueries(StoreBase):
                     .values(last_seen=now)
                 )
         if now > info.last_seen:
-            info = SessionInfo(
-                id=info.id,
-                user_id=info.user_id,
-                created_at=info.created_at,
-                last_seen=now,
-                expires_at=info.expires_at,
-                user_agent=info.user_agent,
-                address=info.address,
-            )
+            info = replace(info, last_seen=now)
         return info, _joined_user(row)
 
     async def list_sessions(self, user_id: int) -> list[SessionInfo]:
@@ -153,13 +146,7 @@ class SessionQueries(StoreBase):
                     .where(t.api_tokens.c.id == token.id)
                     .values(last_used=now)
                 )
-            token = ApiToken(
-                id=token.id,
-                user_id=token.user_id,
-                name=token.name,
-                created_at=token.created_at,
-                last_used=now,
-            )
+            token = replace(token, last_used=now)
         return token, _joined_user(row)
 
     async def list_tokens(self, user_id: int) -> list[ApiToken]:

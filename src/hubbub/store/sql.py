@@ -6,6 +6,7 @@ messages); appends go through the group-commit writer (``writer.py``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import TracebackType
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -34,11 +35,12 @@ class SqlStore(UserQueries, SessionQueries, ConversationQueries, MessageQueries)
         auto_migrate: bool = True,
         schema: str | None = None,
         max_batch: int = MAX_BATCH,
+        on_batch: Callable[[int], None] | None = None,
     ) -> None:
         super().__init__(engine)
         self._auto_migrate = auto_migrate
         self._schema = schema
-        self._writer = GroupWriter(self._write_engine, max_batch=max_batch)
+        self._writer = GroupWriter(self._write_engine, max_batch=max_batch, on_batch=on_batch)
         self._closed = False
 
     @property
@@ -89,19 +91,26 @@ class SqlStore(UserQueries, SessionQueries, ConversationQueries, MessageQueries)
 
 
 def open_store(
-    url: str, *, schema: str | None = None, auto_migrate: bool = True, max_batch: int = MAX_BATCH
+    url: str,
+    *,
+    schema: str | None = None,
+    auto_migrate: bool = True,
+    max_batch: int = MAX_BATCH,
+    on_batch: Callable[[int], None] | None = None,
 ) -> SqlStore:
     """A store for ``url`` (``sqlite+aiosqlite:///path`` or ``postgresql+asyncpg://…``).
 
     Nothing connects until ``start()``, which also migrates unless
     ``auto_migrate`` is false. ``schema`` (PostgreSQL only) puts the tables in
-    that schema, created when missing.
+    that schema, created when missing. ``on_batch(n)`` hears the size of every
+    group-commit transaction (e.g. ``Metrics.observe_batch``).
     """
     return SqlStore(
         make_engine(url, schema=schema),
         auto_migrate=auto_migrate,
         schema=schema,
         max_batch=max_batch,
+        on_batch=on_batch,
     )
 
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -70,9 +71,20 @@ class WriterStats:
 
 
 class GroupWriter:
-    def __init__(self, engine: AsyncEngine, *, max_batch: int = MAX_BATCH) -> None:
-        """``engine`` must begin write transactions (SQLite: BEGIN IMMEDIATE)."""
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        max_batch: int = MAX_BATCH,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> None:
+        """``engine`` must begin write transactions (SQLite: BEGIN IMMEDIATE).
+
+        ``on_batch(n)`` is called after each committed transaction with its
+        number of appends (for metrics); it must be quick and must not raise.
+        """
         self._engine = engine
+        self._on_batch = on_batch
         self._max_batch = max_batch
         self._queue: deque[_Item] = deque()
         self._wakeup = asyncio.Event()
@@ -142,12 +154,22 @@ class GroupWriter:
                     outcome = translate(item_exc)
                     if outcome is not item_exc:
                         outcome.__cause__ = item_exc
+                else:
+                    self._observe(1)
                 _settle(item, outcome)
             return
         self.stats.batches += 1
         self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
+        self._observe(len(batch))
         for item, outcome in zip(batch, outcomes, strict=True):
             _settle(item, outcome)
+
+    def _observe(self, size: int) -> None:
+        if self._on_batch is not None:
+            try:
+                self._on_batch(size)
+            except Exception:
+                log.exception("on_batch listener failed")
 
     async def _transaction(self, messages: list[NewMessage]) -> list[Outcome]:
         outcomes: list[Outcome | None] = [None] * len(messages)
