@@ -281,13 +281,8 @@ class Accounts:
     async def remove_user(self, name: str) -> User:
         """Delete an account; its name stays taken (a name is an identity)."""
         user = await self.user_named(name)
-        sessions = await self.store.list_sessions(user.id)
-        tokens = await self.store.list_tokens(user.id)
         await self.store.delete_user(user.id)
-        for session in sessions:
-            await self._announce_revoked(user.id, session=session.id)
-        for token in tokens:
-            await self._announce_revoked(user.id, token=token.id)
+        await self._announce_revoked(user.id)  # naming no credential: every connection
         return user
 
     # internals ------------------------------------------------------------------
@@ -300,12 +295,16 @@ class Accounts:
         self, user_id: int, *, session: str | None = None, token: int | None = None
     ) -> None:
         """Tell the user's connections that a credential is gone, so the ones
-        opened with it close (the WebSocket session acts on ``Control.REVOKE``)."""
+        opened with it close (the WebSocket session acts on ``Control.REVOKE``).
+
+        ``{"session": id}`` names a login session, ``{"token": id}`` an API
+        token, and neither means every connection of the user.
+        """
         payload: dict[str, object] = {"type": "revoked"}
+        if session is not None:
+            payload["session"] = session
         if token is not None:
             payload["token"] = token
-        else:
-            payload["session"] = session
         await self.bus.publish(Event(Scope.USER, user_id, dumps(payload), control=Control.REVOKE))
 
 
