@@ -5,10 +5,12 @@ import random
 from collections import defaultdict
 
 import pytest
+import sqlalchemy as sa
 
 from hubbub.core.errors import InvalidInput, NotFound
-from hubbub.core.model import MessageKind, NewMessage, User
+from hubbub.core.model import ConversationKind, MessageKind, NewMessage, User, Visibility
 from hubbub.store import SqlStore, StoreClosed
+from hubbub.store import schema as t
 
 
 def _msg(conversation_id: int, user: User | None, text: str, nonce: str | None = None, **kw):
@@ -275,3 +277,36 @@ async def test_on_batch_hears_each_transaction(target, store: SqlStore, alice: U
         await asyncio.gather(*(other.append(_msg(room.id, alice, f"m{i}")) for i in range(7)))
         await other.append(_msg(room.id, alice, "alone"))
     assert sizes == [7, 1]
+
+
+async def test_deleting_a_user_drops_their_irc_history(target, store: SqlStore, alice, bob):
+    async with store.engine.begin() as conn:
+        network_id = await conn.scalar(
+            sa.insert(t.networks)
+            .values(user_id=bob.id, kind="irc", name="libera", config="{}")
+            .returning(t.networks.c.id)
+        )
+    assert network_id is not None
+    channel = await store.create_conversation(
+        network_id=network_id,
+        kind=ConversationKind.CHANNEL,
+        name="#python",
+        visibility=Visibility.PRIVATE,
+        owner_id=bob.id,
+    )
+    for i in range(3):
+        await store.append(_msg(channel.id, bob, f"irc words {i}"))
+    assert len(await store.search([channel.id], "words")) == 3
+
+    await store.delete_user(bob.id)
+
+    assert await store.get_conversation(channel.id) is None
+    assert await store.history(channel.id) == []
+    assert await store.search([channel.id], "words") == []
+    if target.engine == "sqlite":
+        async with store.engine.begin() as conn:  # the FTS index followed the cascade
+            await conn.execute(
+                sa.text(
+                    "INSERT INTO messages_fts(messages_fts, rank) VALUES ('integrity-check', 1)"
+                )
+            )
