@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 import httpx
 
 BASE = "http://testserver"
 ORIGIN = {"Origin": BASE}
 PASSWORD = "correct horse battery"
+
+ClientFactory = Callable[..., Awaitable[httpx.AsyncClient]]
+"""The ``client_factory`` fixture: ``await client_factory("name")`` registers and logs in."""
 
 
 def error_code(response: httpx.Response) -> str:

@@ -1,4 +1,5 @@
-"""Fixtures for the REST API: a real SqlStore on SQLite, the app in process.
+"""Fixtures for the REST API: the app in process over the shared ``services``
+(tests/conftest.py: a real SqlStore on SQLite in the test's tmp dir).
 
 Each client is an ``httpx.AsyncClient`` on ``ASGITransport`` with its own
 cookie jar, sending our own ``Origin`` like a browser on the site would.
@@ -6,58 +7,23 @@ cookie jar, sending our own ``Origin`` like a browser on the site would.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
 import pytest
-from apihelp import BASE, ORIGIN, PASSWORD
+from apihelp import BASE, ORIGIN, PASSWORD, ClientFactory
 
-from hubbub.auth.passwords import PasswordHasher
-from hubbub.bus import LocalBus
+from hubbub.app import create_app
 from hubbub.config import Settings
-from hubbub.core.accounts import Accounts
 from hubbub.core.events import Event
-from hubbub.core.hub import Hub
-from hubbub.store import open_store
 from hubbub.web.deps import Services
-from hubbub.web.http import create_web_app
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(
-        data_dir=tmp_path,
-        login_attempts_per_account=5,
-        login_attempts_per_address=8,
-    )
-
-
-@pytest.fixture
-async def services(settings: Settings) -> AsyncIterator[Services]:
-    store = open_store(settings.effective_database_url())
-    await store.start()
-    bus = LocalBus()
-    hub = Hub(
-        store,
-        bus,
-        max_message_length=settings.max_message_length,
-        max_topic_length=settings.max_topic_length,
-    )
-    accounts = Accounts(store, settings, PasswordHasher.fast(), bus)
-    services = Services(
-        settings=settings,
-        store=store,
-        bus=bus,
-        hub=hub,
-        accounts=accounts,
-        fanout=None,  # type: ignore[arg-type]  # the REST API never touches it
-    )
-    try:
-        yield services
-    finally:
-        await store.close()
+def settings(make_settings: Callable[..., Settings]) -> Settings:
+    """The shared test settings, with login limits low enough to reach in a test."""
+    return make_settings(login_attempts_per_account=5, login_attempts_per_address=8)
 
 
 @pytest.fixture
@@ -70,10 +36,8 @@ def events(services: Services) -> list[Event]:
 
 @pytest.fixture
 def app(services: Services) -> Any:
-    return create_web_app(services)
-
-
-ClientFactory = Callable[..., Awaitable[httpx.AsyncClient]]
+    """The whole ASGI stack, as served: proxy middleware, metrics, the API."""
+    return create_app(services)
 
 
 @pytest.fixture

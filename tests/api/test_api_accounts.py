@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from apihelp import BASE, ORIGIN, PASSWORD, error_code
-from conftest import ClientFactory
+from apihelp import BASE, ORIGIN, PASSWORD, ClientFactory, error_code
 
 from hubbub.core.events import Control, Scope
 from hubbub.web.deps import Services

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from apihelp import PASSWORD, error_code
-from conftest import ClientFactory
+from apihelp import PASSWORD, ClientFactory, error_code
 
 from hubbub.web.auth import normalize_origin
 from hubbub.web.deps import Services

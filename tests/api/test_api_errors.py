@@ -6,8 +6,7 @@ import logging
 
 import httpx
 import pytest
-from apihelp import PASSWORD, error_code
-from conftest import ClientFactory
+from apihelp import PASSWORD, ClientFactory, error_code
 
 from hubbub.web.deps import Services
 
