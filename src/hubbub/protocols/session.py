@@ -257,7 +257,7 @@ class Session:
             self._error(ErrorCode.TOO_LARGE, f"a frame is at most {self.limits.max_frame} bytes")
             return
         if not self._allow():
-            retry = round((1.0 - self._allowance) / self.limits.ops_per_second, 3)
+            retry = max(0.001, round((1.0 - self._allowance) / self.limits.ops_per_second, 3))
             self._error(ErrorCode.RATE_LIMITED, "too many frames, slow down", retry_after=retry)
             return
         try:
