@@ -12,8 +12,8 @@
 
 from __future__ import annotations
 
+from .base import StoreClosed, StoreUnavailable
 from .migrate import migrate
 from .sql import SqlStore, open_store
-from .writer import StoreClosed
 
-__all__ = ["SqlStore", "StoreClosed", "migrate", "open_store"]
+__all__ = ["SqlStore", "StoreClosed", "StoreUnavailable", "migrate", "open_store"]

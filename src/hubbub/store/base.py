@@ -1,9 +1,21 @@
-"""What every part of the store shares: the engine, connections, error translation."""
+"""What every part of the store shares: the engine, connections, error translation.
+
+Errors of the store are core errors (``hubbub.core.errors``), plus::
+
+    HubbubError
+    └── StoreUnavailable  unavailable  503   the database is down, or locked too long
+        └── StoreClosed                      the store was closed
+
+Database exceptions are translated where they cross into the store's API and
+chained (``raise ... from``): unique violations become NameTaken or Conflict,
+foreign-key violations NotFound, lost connections and lock timeouts
+StoreUnavailable. Anything else is a bug and propagates as is.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from typing import Any
 
 import sqlalchemy as sa
@@ -16,6 +28,17 @@ from .engine import WRITE_OPTION, is_sqlite
 
 _UNIQUE = "unique"
 _FOREIGN_KEY = "foreign_key"
+
+
+class StoreUnavailable(HubbubError):
+    """The database cannot be reached or stayed locked too long; try again later."""
+
+    code = "unavailable"
+    status = 503
+
+
+class StoreClosed(StoreUnavailable):
+    """The store is closed (or closing) and takes no more appends."""
 
 
 def integrity_kind(exc: sa.exc.IntegrityError) -> str | None:
@@ -35,8 +58,18 @@ def integrity_kind(exc: sa.exc.IntegrityError) -> str | None:
     return None
 
 
+def is_transient(exc: BaseException) -> bool:
+    """A failure of the database rather than of the statement: worth a later retry."""
+    return isinstance(exc, (sa.exc.OperationalError, OSError)) or (
+        isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated
+    )
+
+
 def translate(exc: Exception) -> Exception:
-    """A core error for a database error, when there is a fitting one."""
+    """A core error for a database error when there is a fitting one, else ``exc``.
+
+    The caller chains it: ``raise translate(exc) from exc``.
+    """
     if isinstance(exc, HubbubError):
         return exc
     if isinstance(exc, sa.exc.IntegrityError):
@@ -45,23 +78,44 @@ def translate(exc: Exception) -> Exception:
             return Conflict("already exists")
         if kind == _FOREIGN_KEY:
             return NotFound("refers to something that does not exist")
+    if is_transient(exc):
+        return StoreUnavailable("the database is unavailable or busy; try again")
     return exc
 
 
 @contextmanager
-def translating(
-    *, unique: type[HubbubError] | HubbubError | None = None, missing: str | None = None
-) -> Iterator[None]:
-    """Turn integrity errors into core errors, chained to the original."""
+def translating(*, unique: HubbubError | None = None, missing: str | None = None) -> Iterator[None]:
+    """Turn integrity errors into core errors, chained to the original.
+
+    ``unique`` is raised for a unique violation; ``missing`` is the message of
+    the NotFound raised for a foreign-key violation.
+    """
     try:
         yield
     except sa.exc.IntegrityError as exc:
         kind = integrity_kind(exc)
         if kind == _UNIQUE and unique is not None:
-            raise (unique() if isinstance(unique, type) else unique) from exc
+            raise unique from exc
         if kind == _FOREIGN_KEY and missing is not None:
             raise NotFound(missing) from exc
-        raise translate(exc) from exc
+        error = translate(exc)
+        if error is exc:
+            raise
+        raise error from exc
+
+
+@asynccontextmanager
+async def guarded(
+    context: AbstractAsyncContextManager[AsyncConnection],
+) -> AsyncIterator[AsyncConnection]:
+    """``async with`` a connection, turning a lost database into StoreUnavailable."""
+    try:
+        async with context as conn:
+            yield conn
+    except (sa.exc.DBAPIError, OSError) as exc:  # asyncpg raises OSError when refused
+        if is_transient(exc):
+            raise StoreUnavailable("the database is unavailable or busy; try again") from exc
+        raise
 
 
 class StoreBase:
@@ -72,19 +126,14 @@ class StoreBase:
         self._write_engine = engine.execution_options(**{WRITE_OPTION: True})
         self._sqlite = is_sqlite(engine)
 
-    def _read(self) -> Any:
+    def _read(self) -> AbstractAsyncContextManager[AsyncConnection]:
         """``async with self._read() as conn``: a connection for reads."""
-        return self._engine.connect()
+        return guarded(self._engine.connect())
 
-    def _write(self) -> Any:
+    def _write(self) -> AbstractAsyncContextManager[AsyncConnection]:
         """``async with self._write() as conn``: one write transaction, committed on exit."""
-        return self._write_engine.begin()
+        return guarded(self._write_engine.begin())
 
     def _insert(self, table: sa.Table) -> sqlite.Insert | postgresql.Insert:
         """An INSERT that knows ON CONFLICT on this engine."""
         return sqlite.insert(table) if self._sqlite else postgresql.insert(table)
-
-
-async def scalar_int(conn: AsyncConnection, stmt: sa.Executable) -> int | None:
-    value = await conn.scalar(stmt)
-    return None if value is None else int(value)

@@ -14,15 +14,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from hubbub.core.model import AppendResult, NewMessage
 from hubbub.core.ports import Store
 
+from .base import StoreClosed, StoreUnavailable
 from .conversations import ConversationQueries
 from .engine import make_engine
 from .messages import MessageQueries
 from .migrate import migrate_engine
 from .sessions import SessionQueries
 from .users import UserQueries
-from .writer import MAX_BATCH, GroupWriter, StoreClosed, WriterStats
+from .writer import MAX_BATCH, GroupWriter, WriterStats
 
-__all__ = ["SqlStore", "StoreClosed", "open_store"]
+__all__ = ["SqlStore", "StoreClosed", "StoreUnavailable", "open_store"]
 
 
 class SqlStore(UserQueries, SessionQueries, ConversationQueries, MessageQueries):

@@ -33,23 +33,16 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from hubbub.core.errors import HubbubError, InvalidInput, NotFound
+from hubbub.core.errors import InvalidInput, NotFound
 from hubbub.core.model import AppendResult, Message, NewMessage, new_message_id, now_ms
 
 from . import rows
 from . import schema as t
-from .base import translate
+from .base import StoreClosed, StoreUnavailable, guarded, translate
 
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 512
-
-
-class StoreClosed(HubbubError):
-    """The store is closed (or closing) and takes no more appends."""
-
-    code = "unavailable"
-    status = 503
 
 
 @dataclass(slots=True)
@@ -142,8 +135,20 @@ class GroupWriter:
             raise
 
     async def _commit(self, batch: list[_Item]) -> None:
+        messages = [item.message for item in batch]
         try:
-            outcomes = await self._transaction([item.message for item in batch])
+            try:
+                outcomes = await self._transaction(messages)
+            except StoreUnavailable as exc:
+                # The database, not an item, failed (lost connection, lock
+                # timeout): one more try for all, then all fail alike; going
+                # item by item would only wait out the timeout once per item.
+                log.warning("append batch of %d failed (%s); retrying it once", len(batch), exc)
+                outcomes = await self._transaction(messages)
+        except StoreUnavailable as exc:
+            for item in batch:
+                _fail(item, exc)
+            return
         except Exception as exc:
             log.warning("append batch of %d failed (%s); retrying one by one", len(batch), exc)
             self.stats.retried_batches += 1
@@ -173,7 +178,7 @@ class GroupWriter:
 
     async def _transaction(self, messages: list[NewMessage]) -> list[Outcome]:
         outcomes: list[Outcome | None] = [None] * len(messages)
-        async with self._engine.begin() as conn:
+        async with guarded(self._engine.begin()) as conn:
             ts = now_ms()
             followers = await self._find_duplicates(conn, messages, outcomes)
             by_conversation: dict[int, list[int]] = {}
