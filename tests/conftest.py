@@ -12,7 +12,7 @@
 - ``pg_url``: ``HUBBUB_TEST_PG_URL``, or the test is skipped with the reason.
 - ``redis_url``: Redis at 127.0.0.1:6379, or the test is skipped with the reason.
 - ``timeout_scale``: ``HUBBUB_TEST_TIMEOUT_SCALE`` (default 1); multiply every
-  wait in a test by it (``scaled(seconds)`` does that for you).
+  wait in a test by it (``from testenv import scaled``; ``scaled(seconds)``).
 """
 
 from __future__ import annotations
@@ -30,14 +30,7 @@ import pytest
 from hubbub.app import HubbubServer, build_services, close_services, create_app, uvicorn_config
 from hubbub.config import Settings
 from hubbub.web.deps import Services
-
-TIMEOUT_SCALE = float(os.environ.get("HUBBUB_TEST_TIMEOUT_SCALE", "1") or 1)
-REDIS_URL = os.environ.get("HUBBUB_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-
-
-def scaled(seconds: float) -> float:
-    """A timeout, stretched on slow machines by ``HUBBUB_TEST_TIMEOUT_SCALE``."""
-    return seconds * TIMEOUT_SCALE
+from testenv import REDIS_URL, TIMEOUT_SCALE, scaled
 
 
 @pytest.fixture

@@ -27,6 +27,7 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
+    EnvSettingsSource,
     NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
@@ -46,6 +47,24 @@ _SECRET_FIELDS = frozenset({"database_url", "redis_url"})
 _toml_values: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
     "hubbub_toml_values", default=None
 )
+_environ: contextvars.ContextVar[Mapping[str, str] | None] = contextvars.ContextVar(
+    "hubbub_environ", default=None
+)
+
+
+class _EnvSource(EnvSettingsSource):
+    """The environment :func:`load_settings` was given (``os.environ`` otherwise)."""
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        environ = _environ.get()
+        if environ is None:
+            return super()._load_env_vars()
+        # What pydantic-settings does with os.environ (names are case-insensitive).
+        return {
+            (k if self.case_sensitive else k.lower()): v
+            for k, v in environ.items()
+            if not (self.env_ignore_empty and v == "")
+        }
 
 
 class _TomlSource(PydanticBaseSettingsSource):
@@ -112,7 +131,7 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings, _TomlSource(settings_cls))
+        return (init_settings, _EnvSource(settings_cls), _TomlSource(settings_cls))
 
     @field_validator("log_level", "log_format", mode="before")
     @classmethod
@@ -236,13 +255,15 @@ def load_settings(
     path, _ = config_file_path(given, env)
     file_values = read_config_file(path) if path is not None else {}
     _warn_unknown_env(env)
-    token = _toml_values.set(file_values)
+    toml_token = _toml_values.set(file_values)
+    env_token = _environ.set(env)
     try:
         return Settings(**given)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, given, env, path)) from None
     finally:
-        _toml_values.reset(token)
+        _environ.reset(env_token)
+        _toml_values.reset(toml_token)
 
 
 def _warn_unknown_env(env: Mapping[str, str]) -> None:
