@@ -36,6 +36,7 @@ def create_web_app(services: Services, **fastapi_options: Any) -> FastAPI:
         description="Errors, authentication and paging are described in docs/api.md.",
         openapi_url="/api/openapi.json",
         docs_url="/api/docs",
+        swagger_ui_oauth2_redirect_url="/api/docs/oauth2-redirect",
         redoc_url=None,
         **fastapi_options,
     )

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request, Response
+from fastapi import Depends, Request, Response, Security
+from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 
 from ...core.errors import Unauthorized
 from ..auth import (
@@ -42,8 +43,17 @@ async def optional_principal(request: Request, services: ServicesDep) -> Princip
     return principal
 
 
+# For OpenAPI only (the docs page's "Authorize"); principal_from_scope does the work.
+_cookie_scheme = APIKeyCookie(
+    name=SESSION_COOKIE, auto_error=False, description="the session cookie set by /api/login"
+)
+_bearer_scheme = HTTPBearer(auto_error=False, description="an API token from /api/tokens")
+
+
 async def current_principal(
     principal: Annotated[Principal | None, Depends(optional_principal)],
+    _cookie: Annotated[str | None, Security(_cookie_scheme)],
+    _bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer_scheme)],
 ) -> Principal:
     if principal is None:
         raise Unauthorized("log in first (session cookie or Authorization: Bearer token)")

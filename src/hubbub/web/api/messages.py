@@ -43,7 +43,12 @@ async def history(
 @router.post(
     "/conversations/{conversation_id}/messages",
     status_code=status.HTTP_201_CREATED,
-    responses={200: {"description": "a message with this nonce was sent before: the first one"}},
+    responses={
+        200: {
+            "model": SentOut,
+            "description": "a message with this nonce was sent before: the first one",
+        }
+    },
 )
 async def send(
     conversation_id: ConversationId,
