@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from wshelp import LiveServer, make_account, open_client
 
+from hubbub.web.wsproto import HubbubWebSocketProtocol
+
 
 async def test_two_users_chat_in_a_room_and_a_dm(ws_server: LiveServer) -> None:
     hub = ws_server.services.hub
@@ -16,6 +18,9 @@ async def test_two_users_chat_in_a_room_and_a_dm(ws_server: LiveServer) -> None:
     a = await open_client(ws_server, alice)
     b = await open_client(ws_server, bob, bearer=False)
     assert {c["id"] for c in a.ready["conversations"]} == {rid}
+    # the raw write path is in use, not ASGI send
+    writers = {type(c.writer) for c in ws_server.services.fanout.everyone}
+    assert writers == {HubbubWebSocketProtocol}
 
     await a.send(op="send", nonce="n1", conversation=rid, text="hello bob")
     ack = await a.expect("ack")
@@ -41,4 +46,39 @@ async def test_two_users_chat_in_a_room_and_a_dm(ws_server: LiveServer) -> None:
     read = await b.expect("read")
     assert read == {"type": "read", "conversation": rid, "seq": ack["seq"]}
     await a.close()
+    await b.close()
+
+
+async def test_resending_a_nonce_returns_the_first_ack_and_stores_once(
+    ws_server: LiveServer,
+) -> None:
+    services = ws_server.services
+    alice = await make_account(services, "alice")
+    bob = await make_account(services, "bob")
+    room = await services.hub.create_room(alice.user, "lobby")
+    rid = room.conversation.id
+    await services.hub.join(bob.user, rid)
+    a = await open_client(ws_server, alice)
+    b = await open_client(ws_server, bob)
+    await a.send(op="send", nonce="same", conversation=rid, text="once")
+    first = await a.expect("ack")
+    await a.send(op="send", nonce="same", conversation=rid, text="once")
+    second = await a.expect("ack")
+    assert first == second
+    # a new connection (a client retrying after a cut) gets the same ack too
+    await a.close()
+    a2 = await open_client(ws_server, alice)
+    await a2.send(op="send", nonce="same", conversation=rid, text="once")
+    assert await a2.expect("ack") == first
+    await a2.send(op="ping", nonce="sync")
+    await a2.expect("pong")
+    history = await services.hub.history(alice.user, rid, after=0)
+    assert [m.text for m in history if m.kind == "text"] == ["once"]
+    # bob saw it exactly once
+    got = await b.expect("message", text="once")
+    assert got["seq"] == first["seq"]
+    await b.send(op="ping", nonce="sync")
+    await b.expect("pong")
+    assert [s for c, s in b.seen if c == rid].count(first["seq"]) == 1
+    await a2.close()
     await b.close()

@@ -63,6 +63,13 @@ class HubbubWebSocketProtocol(WebSocketsSansIOProtocol):
         if scope is not None:
             scope["extensions"].pop(EXTENSION, None)  # break the cycle early
 
+    async def send(self, message: Any) -> None:
+        await super().send(message)
+        if message["type"] == "websocket.http.response.body" and not message.get("more_body"):
+            # A refused upgrade (401, 403 with a body) is a finished handshake too;
+            # uvicorn would log "returned without completing handshake" otherwise.
+            self.handshake_complete = True
+
     # the raw write path -------------------------------------------------------------
     def write_frames(self, data: bytes) -> int:
         """Write complete, pre-built frames; return the bytes the transport still holds."""
