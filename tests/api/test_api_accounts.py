@@ -298,7 +298,7 @@ async def test_anonymous_is_refused(anon: httpx.AsyncClient) -> None:
 
 async def test_cookie_secure_over_https(services: Services, app: object) -> None:
     async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app),  # type: ignore[arg-type]
+        transport=httpx.ASGITransport(app=app),
         base_url="https://chat.example",
         headers={"Origin": "https://chat.example"},
     ) as c:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import httpx
 import pytest
 from apihelp import error_code
 
+from hubbub.config import Settings
 from hubbub.web.deps import Services
 
 
@@ -258,3 +260,32 @@ async def test_chunked_body_too_large(alice: httpx.AsyncClient, room: int) -> No
     )
     assert r.status_code == 413
     assert error_code(r) == "too_large"
+
+
+async def test_body_must_be_a_json_object(alice: httpx.AsyncClient, room: int) -> None:
+    url = f"/api/conversations/{room}/messages"
+    for kwargs in [
+        {"content": b'{"text": "hi"}', "headers": {"Content-Type": "text/plain"}},
+        {"json": ["text", "hi"]},
+        {},
+    ]:
+        r = await alice.post(url, **kwargs)
+        assert r.status_code == 422
+        assert error_code(r) == "invalid_request"
+        assert r.json()["error"]["field"] == "body"
+        assert "JSON object" in r.json()["error"]["message"]
+
+
+class TestSendRate:
+    @pytest.fixture
+    def settings(self, make_settings: Callable[..., Settings]) -> Settings:
+        return make_settings(send_rate=0.01, send_burst=3)
+
+    async def test_sending_too_fast(self, alice: httpx.AsyncClient, room: int) -> None:
+        url = f"/api/conversations/{room}/messages"
+        for i in range(3):
+            assert (await alice.post(url, json={"text": f"m{i}"})).status_code == 201
+        r = await alice.post(url, json={"text": "one too many"})
+        assert r.status_code == 429
+        assert error_code(r) == "rate_limited"
+        assert int(r.headers["retry-after"]) >= 1

@@ -107,8 +107,8 @@ def validation_error(exc: RequestValidationError) -> HubbubError:
     # Pydantic's messages name the rule ("String should have at most 64
     # characters"), never the input, so they are safe to pass on.
     message = f"{field}: {first.get('msg', 'invalid')}"
-    if kind == "missing" and field == "body":
-        message = "the request needs a JSON body"
+    if field == "body":  # no body, or not an object (a list, or not sent as JSON)
+        message = "the request body must be a JSON object (Content-Type: application/json)"
     if kind in _TOO_LONG_TYPES:
         return TooLong(message, field=field)
     return InvalidRequest(message, field=field)
