@@ -14,6 +14,7 @@ StoreUnavailable. Anything else is a bug and propagates as is.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from typing import Any
@@ -125,6 +126,10 @@ class StoreBase:
         self._engine = engine
         self._write_engine = engine.execution_options(**{WRITE_OPTION: True})
         self._sqlite = is_sqlite(engine)
+        # SQLite has one writer at a time. Queue this process's writers here, in
+        # order, instead of letting them poll the file lock (its busy handler
+        # sleeps up to 100 ms a turn); other processes still meet the file lock.
+        self._write_lock = asyncio.Lock() if self._sqlite else None
 
     def _read(self) -> AbstractAsyncContextManager[AsyncConnection]:
         """``async with self._read() as conn``: a connection for reads."""
@@ -132,7 +137,14 @@ class StoreBase:
 
     def _write(self) -> AbstractAsyncContextManager[AsyncConnection]:
         """``async with self._write() as conn``: one write transaction, committed on exit."""
-        return guarded(self._write_engine.begin())
+        if self._write_lock is None:
+            return guarded(self._write_engine.begin())
+        return self._locked_write(self._write_lock)
+
+    @asynccontextmanager
+    async def _locked_write(self, lock: asyncio.Lock) -> AsyncIterator[AsyncConnection]:
+        async with lock, guarded(self._write_engine.begin()) as conn:
+            yield conn
 
     def _insert(self, table: sa.Table) -> sqlite.Insert | postgresql.Insert:
         """An INSERT that knows ON CONFLICT on this engine."""

@@ -41,7 +41,7 @@ class SqlStore(UserQueries, SessionQueries, ConversationQueries, MessageQueries)
         super().__init__(engine)
         self._auto_migrate = auto_migrate
         self._schema = schema
-        self._writer = GroupWriter(self._write_engine, max_batch=max_batch, on_batch=on_batch)
+        self._writer = GroupWriter(self._write, max_batch=max_batch, on_batch=on_batch)
         self._closed = False
 
     @property

@@ -28,17 +28,18 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hubbub.core.errors import InvalidInput, NotFound
 from hubbub.core.model import AppendResult, Message, NewMessage, new_message_id, now_ms
 
 from . import rows
 from . import schema as t
-from .base import StoreClosed, StoreUnavailable, guarded, translate
+from .base import StoreClosed, StoreUnavailable, translate
 
 log = logging.getLogger(__name__)
 
@@ -66,17 +67,17 @@ class WriterStats:
 class GroupWriter:
     def __init__(
         self,
-        engine: AsyncEngine,
+        write: Callable[[], AbstractAsyncContextManager[AsyncConnection]],
         *,
         max_batch: int = MAX_BATCH,
         on_batch: Callable[[int], None] | None = None,
     ) -> None:
-        """``engine`` must begin write transactions (SQLite: BEGIN IMMEDIATE).
+        """``write()`` opens one write transaction (``StoreBase._write``).
 
         ``on_batch(n)`` is called after each committed transaction with its
         number of appends (for metrics); it must be quick and must not raise.
         """
-        self._engine = engine
+        self._write = write
         self._on_batch = on_batch
         self._max_batch = max_batch
         self._queue: deque[_Item] = deque()
@@ -178,7 +179,7 @@ class GroupWriter:
 
     async def _transaction(self, messages: list[NewMessage]) -> list[Outcome]:
         outcomes: list[Outcome | None] = [None] * len(messages)
-        async with guarded(self._engine.begin()) as conn:
+        async with self._write() as conn:
             ts = now_ms()
             followers = await self._find_duplicates(conn, messages, outcomes)
             by_conversation: dict[int, list[int]] = {}
