@@ -157,8 +157,13 @@ static void on_text(struct conn *c, const char *p, size_t n)
         queue_frame(c, 1, e, sizeof e - 1);
         return;
     }
+    if (ol == 8 && memcmp(op, "\"resume\"", 8) == 0) {
+        static const char r[] = "{\"type\":\"resumed\"}";
+        queue_frame(c, 1, r, sizeof r - 1);
+        return;
+    }
     if (ol != 6 || memcmp(op, "\"send\"", 6) != 0)
-        return; /* resume, typing, ...: nothing to do here */
+        return; /* typing, read, ...: nothing to do here */
     const char *nonce = json_token(p, n, "nonce", &nl);
     const char *conv = json_token(p, n, "conversation", &cl);
     const char *text = json_token(p, n, "text", &tl);
@@ -171,28 +176,30 @@ static void on_text(struct conn *c, const char *p, size_t n)
     g_msgs++;
     char ack[512];
     int al = snprintf(ack, sizeof ack,
-                      "{\"type\":\"ack\",\"nonce\":%.*s,\"id\":\"%013llx%013llx\","
-                      "\"conversation\":%.*s,\"seq\":%llu}",
-                      (int)nl, nonce, (unsigned long long)g_now_ms, (unsigned long long)id,
-                      (int)cl, conv, (unsigned long long)seq);
+                      "{\"type\":\"ack\",\"nonce\":%.*s,\"id\":\"%026llu\","
+                      "\"conversation\":%.*s,\"seq\":%llu,\"ts\":%llu}",
+                      (int)nl, nonce, (unsigned long long)id, (int)cl, conv,
+                      (unsigned long long)seq, (unsigned long long)g_now_ms);
     queue_frame(c, 1, ack, (size_t)al);
 
-    /* Build the message frame once, straight into the pass buffer. */
+    /* Build the message frame once, straight into the pass buffer; the same
+     * fields in the same order as Hubbub's message frames. */
     char head[512];
     int hl = snprintf(head, sizeof head,
-                      "{\"type\":\"message\",\"conversation\":%.*s,\"seq\":%llu,"
-                      "\"id\":\"%013llx%013llx\",\"ts\":%llu,\"sender\":\"bench\","
+                      "{\"type\":\"message\",\"id\":\"%026llu\",\"conversation\":%.*s,"
+                      "\"seq\":%llu,\"ts\":%llu,\"sender\":\"bench\",\"sender_id\":1,"
                       "\"kind\":\"text\",\"text\":",
-                      (int)cl, conv, (unsigned long long)seq, (unsigned long long)g_now_ms,
-                      (unsigned long long)id, (unsigned long long)g_now_ms);
-    size_t plen = (size_t)hl + tl + 1;
+                      (unsigned long long)id, (int)cl, conv, (unsigned long long)seq,
+                      (unsigned long long)g_now_ms);
+    static const char tail[] = ",\"meta\":null}";
+    size_t plen = (size_t)hl + tl + sizeof tail - 1;
     uint8_t fh[14];
     size_t fhl = ws_header(fh, 1, plen, NULL);
     buf_reserve(&g_bcast, fhl + plen);
     buf_append(&g_bcast, fh, fhl);
     buf_append(&g_bcast, head, (size_t)hl);
     buf_append(&g_bcast, text, tl);
-    buf_append(&g_bcast, "}", 1);
+    buf_append(&g_bcast, tail, sizeof tail - 1);
 }
 
 static void on_handshake(struct conn *c)

@@ -29,7 +29,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-enum { C_IDLE, C_CONNECTING, C_HTTP, C_WAIT_READY, C_LIVE, C_DEAD };
+enum { C_IDLE, C_CONNECTING, C_HTTP, C_WAIT_READY, C_RESUMING, C_LIVE, C_DEAD };
 
 struct lconn {
     int fd;
@@ -139,7 +139,7 @@ static void kill_conn(struct lconn *c, uint64_t *counter)
 {
     if (c->state == C_DEAD)
         return;
-    if (c->state == C_CONNECTING || c->state == C_HTTP)
+    if (c->state >= C_CONNECTING && c->state <= C_RESUMING)
         g_connecting--;
     if (c->state == C_LIVE)
         g_live--;
@@ -299,6 +299,11 @@ static void on_text(struct lconn *c, const char *p, size_t n)
         if (c->state == C_WAIT_READY) {
             static const char r[] = "{\"op\":\"resume\",\"positions\":{}}";
             queue_text(c, r, sizeof r - 1);
+            c->state = C_RESUMING;
+        }
+    } else if (end - t > 8 && memcmp(t, "resumed\"", 8) == 0) {
+        if (c->state == C_RESUMING) {
+            g_connecting--;
             c->state = C_LIVE;
             g_live++;
         }
@@ -378,7 +383,6 @@ static void on_http(struct lconn *c, uint8_t *buf, size_t len, size_t *consumed)
         kill_conn(c, &n_handshake_err);
         return;
     }
-    g_connecting--;
     c->state = C_WAIT_READY;
     *consumed = hlen;
 }
@@ -682,6 +686,8 @@ int main(int argc, char **argv)
                 }
                 for (int i = 0; i < o_conns; i++)
                     dead_at_start += g_c[i].state != C_LIVE;
+                fprintf(stderr, "loadgen: %d of %d connections live after %.3f s\n", g_live,
+                        o_conns, (double)(now - t0) / 1e9);
                 t_send0 = now + (uint64_t)(o_settle * 1e9);
                 g_t_measure0 = t_send0 + (uint64_t)(o_warmup * 1e9);
                 g_t_measure1 = g_t_measure0 + (uint64_t)(o_duration * 1e9);
