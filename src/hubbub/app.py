@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
-import importlib.util
 import logging
 import math
 import signal
@@ -165,19 +163,6 @@ def _has_route(request: Any, name: str) -> bool:
     return any(getattr(r, "name", None) == name for r in request.app.routes)
 
 
-def ws_protocol() -> str:
-    """The WebSocket protocol for uvicorn: ours when it is installed."""
-    module = WS_PROTOCOL.split(":", 1)[0]
-    try:
-        found = importlib.util.find_spec(module) is not None
-    except ImportError:
-        found = False
-    if not found:
-        log.warning("%s is missing: falling back to uvicorn's websockets-sansio", module)
-        return "websockets-sansio"
-    return WS_PROTOCOL
-
-
 def uvicorn_config(app: ASGIApp, settings: Settings) -> uvicorn.Config:
     return uvicorn.Config(
         app,
@@ -185,7 +170,7 @@ def uvicorn_config(app: ASGIApp, settings: Settings) -> uvicorn.Config:
         port=settings.port,
         loop="none",  # the caller's loop (uvloop from `hubbub serve`)
         http="httptools",
-        ws=ws_protocol(),
+        ws=WS_PROTOCOL,
         ws_max_size=settings.max_ws_frame,
         ws_ping_interval=settings.ws_ping_interval,
         ws_ping_timeout=settings.ws_ping_interval,
