@@ -47,6 +47,7 @@ LOGIN_WINDOW = 15 * 60.0
 
 REGISTRATIONS_PER_ADDRESS = 20
 REGISTRATION_WINDOW = 3600.0
+"""Self-registrations per address per hour (admins and the CLI are not limited)."""
 
 MAX_TOKENS_PER_USER = 50
 MAX_TOKEN_NAME = 64
@@ -103,6 +104,7 @@ class Accounts:
         hasher: PasswordHashing,
         bus: Bus,
         *,
+        registrations_per_address: int = REGISTRATIONS_PER_ADDRESS,
         clock: Clock = time.monotonic,
     ) -> None:
         self.store = store
@@ -116,7 +118,7 @@ class Accounts:
             settings.login_attempts_per_address, LOGIN_WINDOW, clock=clock
         )
         self._registrations = WindowCounter(
-            REGISTRATIONS_PER_ADDRESS, REGISTRATION_WINDOW, clock=clock
+            registrations_per_address, REGISTRATION_WINDOW, clock=clock
         )
 
     # registration -------------------------------------------------------------
