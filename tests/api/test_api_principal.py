@@ -75,6 +75,18 @@ async def test_no_principal(
     assert await principal_from_scope(services, ws_scope(*headers)) is None
 
 
+async def test_basic_auth_of_a_proxy_does_not_hide_the_cookie(
+    services: Services, alice: httpx.AsyncClient
+) -> None:
+    scope = ws_scope(
+        ("Authorization", "Basic dXNlcjpwYXNz"),
+        ("Cookie", f"hubbub_session={alice.cookies['hubbub_session']}"),
+    )
+    principal = await principal_from_scope(services, scope)
+    assert principal is not None
+    assert principal.via == "cookie"
+
+
 async def test_removed_user_has_no_principal(
     services: Services, client_factory: Any, alice: httpx.AsyncClient
 ) -> None:

@@ -2,7 +2,8 @@
 
 :func:`principal_from_scope` works on any ASGI scope, ``http`` or
 ``websocket``, so the REST API and the WebSocket upgrade authenticate the same
-way. An ``Authorization: Bearer`` header wins over a cookie.
+way. An ``Authorization: Bearer`` header wins over a cookie (and when its
+token is not valid, the cookie is not tried).
 
 Cookies ride along on cross-site requests; bearer tokens do not. So a request
 authenticated by cookie that changes anything must come from our own origin
@@ -46,11 +47,10 @@ class Principal:
 async def principal_from_scope(services: Services, scope: Any) -> Principal | None:
     """The principal of an ASGI ``http`` or ``websocket`` scope, or None."""
     headers = Headers(scope=scope)
-    authorization = headers.get("authorization")
-    if authorization is not None:
-        scheme, _, credential = authorization.partition(" ")
-        if scheme.lower() != "bearer":
-            return None
+    scheme, _, credential = headers.get("authorization", "").partition(" ")
+    # Only Bearer is ours: a proxy's Basic auth in front of Hubbub must not
+    # hide the session cookie.
+    if scheme.lower() == "bearer":
         found = await services.accounts.authenticate_token(credential.strip())
         if found is None:
             return None
