@@ -91,6 +91,13 @@ def serve(host: str | None, port: int | None, data_dir: Path | None) -> None:
         app.run(settings, started=_STARTED)
     except KeyboardInterrupt:  # a second Ctrl-C while starting
         sys.exit(130)
+    except SystemExit as exc:
+        # uvicorn exits 1 or 3 when it cannot listen (the reason is in the log above)
+        if exc.code not in (0, None):
+            raise Failure(
+                f"could not serve on {settings.host}:{settings.port} (see the log above)"
+            ) from None
+        raise
     except Exception as exc:
         raise Failure(f"cannot start: {_describe(exc)}") from exc
 

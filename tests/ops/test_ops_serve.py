@@ -221,3 +221,23 @@ async def test_serve_refuses_bad_config_with_exit_2(tmp_path: Path) -> None:
         "hubbub: setting port [HUBBUB_PORT]: Input should be a valid integer, "
         "unable to parse string as an integer (got 'http')"
     ]
+
+
+async def test_serve_on_a_busy_port_fails_with_exit_1(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        result = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "hubbub", "serve", "--port", str(port)],
+            env=hubbub_env(tmp_path / "data"),
+            capture_output=True,
+            text=True,
+            timeout=scaled(30),
+        )
+    assert result.returncode == 1
+    assert "address already in use" in result.stderr
+    assert result.stderr.rstrip().endswith(
+        f"hubbub: could not serve on 127.0.0.1:{port} (see the log above)"
+    )
