@@ -100,6 +100,7 @@ async def test_login_and_logout(alice: httpx.AsyncClient, client_factory: Client
     r = await other.get("/api/me")
     assert r.status_code == 401
     assert error_code(r) == "unauthorized"
+    assert r.headers["www-authenticate"] == 'Bearer realm="hubbub"'
     # the first session is untouched
     assert (await alice.get("/api/me")).status_code == 200
 

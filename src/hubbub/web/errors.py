@@ -33,7 +33,14 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from ..core.errors import Forbidden, HubbubError, InvalidInput, RateLimited, TooLong
+from ..core.errors import (
+    Forbidden,
+    HubbubError,
+    InvalidInput,
+    RateLimited,
+    TooLong,
+    Unauthorized,
+)
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +92,10 @@ def error_response(error: HubbubError) -> JSONResponse:
     field = error.details.get("field")
     if isinstance(field, str):
         body["field"] = field
+    if isinstance(error, Unauthorized):
+        # RFC 9110, 15.5.2: a 401 names a scheme. Bearer (RFC 6750) makes no
+        # browser pop up a password dialog, as Basic would.
+        headers["WWW-Authenticate"] = 'Bearer realm="hubbub"'
     if isinstance(error, RateLimited):
         seconds = max(1, math.ceil(error.retry_after))
         body["retry_after"] = seconds
