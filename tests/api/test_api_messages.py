@@ -138,6 +138,13 @@ async def test_send_errors(
     assert error_code(r) == "not_member"
 
 
+async def test_unknown_keys_are_not_echoed_at_length(alice: httpx.AsyncClient, room: int) -> None:
+    r = await alice.post(f"/api/conversations/{room}/messages", json={"text": "hi", "k" * 5000: 1})
+    assert error_code(r) == "invalid_request"
+    assert len(r.json()["error"]["field"]) <= 64
+    assert len(r.text) < 500
+
+
 async def test_bad_json_body(alice: httpx.AsyncClient, room: int) -> None:
     url = f"/api/conversations/{room}/messages"
     for content in [b"{", b'{"text": "a",}', b"\xff\xfe", b"{'text': 'a'}"]:

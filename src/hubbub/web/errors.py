@@ -83,6 +83,7 @@ _HTTP_CODES = {
     415: "unsupported_media_type",
 }
 
+MAX_FIELD = 64
 _TOO_LONG_TYPES = frozenset({"string_too_long", "too_long", "bytes_too_long"})
 
 
@@ -114,7 +115,8 @@ def validation_error(exc: RequestValidationError) -> HubbubError:
     if kind == "json_invalid":
         return InvalidJson("the request body is not valid JSON")
     where = loc[0] if loc else "body"
-    field = ".".join(loc[1:]) or where
+    # An unknown key is named by the client: keep it short in the answer.
+    field = (".".join(loc[1:]) or where)[:MAX_FIELD]
     # Pydantic's messages name the rule ("String should have at most 64
     # characters"), never the input, so they are safe to pass on.
     message = f"{field}: {first.get('msg', 'invalid')}"
