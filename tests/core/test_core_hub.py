@@ -1,0 +1,135 @@
+"""The Hub on a real store: what it commits, and what it publishes, in which order."""
+
+from __future__ import annotations
+
+import pytest
+
+from hubbub.core.errors import Forbidden, InvalidInput, NotFound, NotMember, TooLong
+from hubbub.core.events import Control, Event, Scope
+from hubbub.core.model import MessageKind, User, Visibility
+from hubbub.web.deps import Services
+
+
+@pytest.fixture
+def events(services: Services) -> list[Event]:
+    seen: list[Event] = []
+    services.bus.add_listener(seen.append)
+    return seen
+
+
+@pytest.fixture
+async def alice(services: Services) -> User:
+    return await services.store.create_user("alice", None)
+
+
+@pytest.fixture
+async def bob(services: Services, alice: User) -> User:
+    return await services.store.create_user("bob", None)
+
+
+async def test_post_commits_then_publishes_once(
+    services: Services, alice: User, events: list[Event]
+) -> None:
+    hub = services.hub
+    room = await hub.create_room(alice, "lobby")
+    events.clear()
+    first = await hub.post(alice, room.conversation.id, "hello", nonce="n1")
+    assert not first.duplicate
+    (event,) = events
+    assert event.scope is Scope.CONVERSATION
+    assert (event.conversation_id, event.seq) == (room.conversation.id, first.message.seq)
+    assert b'"text":"hello"' in event.payload
+    # the stored message is there before anyone hears of it
+    stored = await services.store.history(room.conversation.id, after=first.message.seq - 1)
+    assert [m.id for m in stored] == [first.message.id]
+
+    again = await hub.post(alice, room.conversation.id, "hello", nonce="n1")
+    assert again.duplicate
+    assert again.message.id == first.message.id
+    assert len(events) == 1
+
+
+async def test_post_rules(services: Services, alice: User, bob: User) -> None:
+    hub = services.hub
+    room = await hub.create_room(alice, "lobby")
+    cid = room.conversation.id
+    with pytest.raises(NotMember):
+        await hub.post(bob, cid, "hi")
+    with pytest.raises(InvalidInput):
+        await hub.post(alice, cid, "hi", kind=MessageKind.JOIN)
+    with pytest.raises(TooLong):
+        await hub.post(alice, cid, "x" * (hub.max_message_length + 1))
+    for nonce in ["", "with space", "ü", "x" * 65]:
+        with pytest.raises(InvalidInput):
+            await hub.post(alice, cid, "hi", nonce=nonce)
+    action = await hub.post(alice, cid, "waves", kind=MessageKind.ACTION)
+    assert action.message.kind is MessageKind.ACTION
+
+
+async def test_membership_events(
+    services: Services, alice: User, bob: User, events: list[Event]
+) -> None:
+    hub = services.hub
+    secret = await hub.create_room(alice, "secret", visibility=Visibility.PRIVATE)
+    cid = secret.conversation.id
+    with pytest.raises(NotFound):
+        await hub.join(bob, cid)
+    events.clear()
+    await hub.invite(alice, cid, "bob")
+    join, subscribe = events
+    assert join.scope is Scope.CONVERSATION
+    assert subscribe.scope is Scope.USER
+    assert subscribe.target == bob.id
+    assert subscribe.control is Control.SUBSCRIBE
+    assert subscribe.seq == join.seq - 1  # bob's sessions get his own join too
+    events.clear()
+    await hub.leave(bob, cid)
+    part, unsubscribe = events
+    assert b'"kind":"part"' in part.payload
+    assert (unsubscribe.target, unsubscribe.control) == (bob.id, Control.UNSUBSCRIBE)
+    with pytest.raises(NotMember):
+        await hub.leave(bob, cid)
+
+
+async def test_dm_subscribes_both(
+    services: Services, alice: User, bob: User, events: list[Event]
+) -> None:
+    dm = await services.hub.open_dm(alice, "BOB")
+    assert dm.peer == "bob"
+    assert {(e.target, e.control) for e in events} == {
+        (alice.id, Control.SUBSCRIBE),
+        (bob.id, Control.SUBSCRIBE),
+    }
+    events.clear()
+    assert (await services.hub.open_dm(bob, "alice")).conversation.id == dm.conversation.id
+    assert events == []
+    with pytest.raises(Forbidden):
+        await services.hub.join(alice, dm.conversation.id)
+
+
+async def test_presence_counts_sessions(
+    services: Services, alice: User, events: list[Event]
+) -> None:
+    hub = services.hub
+    await hub.connected(alice)
+    await hub.connected(alice)
+    assert hub.is_online(alice.id)
+    await hub.disconnected(alice)
+    assert hub.is_online(alice.id)
+    await hub.disconnected(alice)
+    assert not hub.is_online(alice.id)
+    statuses = [e.payload for e in events if e.scope is Scope.ALL]
+    assert len(statuses) == 2
+    assert b'"status":"online"' in statuses[0]
+    assert b'"status":"offline"' in statuses[1]
+
+
+async def test_read_marker_is_clamped(services: Services, alice: User) -> None:
+    hub = services.hub
+    room = await hub.create_room(alice, "lobby")
+    cid = room.conversation.id
+    await hub.post(alice, cid, "one")
+    assert await hub.mark_read(alice, cid, 1000) == 2
+    assert await hub.mark_read(alice, cid, 0) == 2
+    with pytest.raises(InvalidInput):
+        await hub.mark_read(alice, cid, -1)
