@@ -14,6 +14,7 @@ exist.
 from __future__ import annotations
 
 import ipaddress
+import logging
 import time
 from typing import TYPE_CHECKING, Protocol
 
@@ -29,6 +30,7 @@ from .errors import (
     Forbidden,
     InvalidInput,
     NotFound,
+    RateLimited,
     RegistrationClosed,
     TooLong,
     Unauthorized,
@@ -41,6 +43,8 @@ from .ratelimit import Clock, WindowCounter
 if TYPE_CHECKING:
     from ..config import Settings
     from .ports import Bus, Store
+
+log = logging.getLogger(__name__)
 
 LOGIN_WINDOW = 15 * 60.0
 """Seconds over which failed logins are counted."""
@@ -138,7 +142,9 @@ class Accounts:
             key = address_key(address)
             self._registrations.check(key)
             self._registrations.hit(key)
-        return await self.store.create_user(name, await self.hasher.hash(password))
+        user = await self.store.create_user(name, await self.hasher.hash(password))
+        log.info("registered: %s (%s)", user.name, user.role.value)
+        return user
 
     # login and sessions -------------------------------------------------------
     async def login(
@@ -153,8 +159,12 @@ class Accounts:
         client = address_key(address)
         # Check and count in one step (no await in between), so concurrent
         # attempts cannot all slip under the limit; a success is uncounted below.
-        self._failed_by_account.check(account)
-        self._failed_by_address.check(client)
+        try:
+            self._failed_by_account.check(account)
+            self._failed_by_address.check(client)
+        except RateLimited:
+            log.warning("login refused: too many failed attempts (address %s)", client)
+            raise
         self._failed_by_account.hit(account)
         self._failed_by_address.hit(client)
 
@@ -165,8 +175,11 @@ class Accounts:
         if user is None or stored is None:
             if len(password) <= MAX_PASSWORD:
                 await self.hasher.verify_dummy(password)
+            # Not the name: people type their password into the name field.
+            log.info("login failed: unknown name (address %s)", address)
             raise Unauthorized(WRONG_CREDENTIALS)
         if not await self.hasher.verify(stored, password):
+            log.info("login failed: wrong password for %s (address %s)", user.name, address)
             raise Unauthorized(WRONG_CREDENTIALS)
 
         self._failed_by_account.undo(account)
@@ -174,6 +187,7 @@ class Accounts:
         if self.hasher.needs_rehash(stored):
             await self.store.set_password_hash(user.id, await self.hasher.hash(password))
         secret, session = await self.start_session(user, address, user_agent)
+        log.info("login: %s (address %s, session %s)", user.name, address, session.id)
         return secret, session, user
 
     async def start_session(
@@ -209,6 +223,7 @@ class Accounts:
         """End one of the user's sessions (logout is revoking your own)."""
         if len(session_id) > 128 or not await self.store.delete_session(user.id, session_id):
             raise NotFound("no such session")
+        log.info("session ended: %s (session %s)", user.name, session_id)
         await self._announce_revoked(user.id, session=session_id)
 
     async def change_password(
@@ -227,6 +242,7 @@ class Accounts:
             raise WrongPassword("the current password is wrong")
         self._failed_by_account.undo(account)
         await self.store.set_password_hash(user.id, await self.hasher.hash(new))
+        log.info("password changed: %s; other sessions end", user.name)
         await self._revoke_sessions(user.id, keep=keep_session)
 
     # API tokens ---------------------------------------------------------------
@@ -245,6 +261,7 @@ class Accounts:
         token = await self.store.create_token(
             user_id=user.id, name=name, token_hash=hash_secret(secret)
         )
+        log.info("API token created: %s (token %d)", user.name, token.id)
         return secret, token
 
     async def tokens(self, user: User) -> list[ApiToken]:
@@ -253,6 +270,7 @@ class Accounts:
     async def delete_token(self, user: User, token_id: int) -> None:
         if not await self.store.delete_token(user.id, token_id):
             raise NotFound("no such token")
+        log.info("API token revoked: %s (token %d)", user.name, token_id)
         await self._announce_revoked(user.id, token=token_id)
 
     # the admin's operations (CLI) ---------------------------------------------
@@ -270,6 +288,7 @@ class Accounts:
         check_password(password)
         user = await self.user_named(name)
         await self.store.set_password_hash(user.id, await self.hasher.hash(password))
+        log.info("password set by an admin: %s; their sessions end", user.name)
         await self._revoke_sessions(user.id)
         return user
 
@@ -278,12 +297,14 @@ class Accounts:
         await self.store.set_role(user.id, Role.ADMIN if admin else Role.MEMBER)
         updated = await self.store.get_user(user.id)
         assert updated is not None
+        log.info("role of %s is now %s", updated.name, updated.role.value)
         return updated
 
     async def remove_user(self, name: str) -> User:
         """Delete an account; its name stays taken (a name is an identity)."""
         user = await self.user_named(name)
         await self.store.delete_user(user.id)
+        log.info("user removed: %s", user.name)
         await self._announce_revoked(user.id)  # naming no credential: every connection
         return user
 
