@@ -51,6 +51,7 @@ static int o_port = 8765, o_conns = 100, o_senders = 1, o_window = 16, o_window_
 static int o_src_addrs = 1, o_connect_conc = 256, o_text_size = 64, o_server_pid;
 static double o_rate, o_warmup = 1.0, o_duration = 5.0, o_drain = 1.0, o_settle = 0.3;
 static double o_connect_timeout = 60.0;
+static int o_verbose; /* print this many received frames to stderr */
 
 /* ---- state ---- */
 static int g_ep;
@@ -63,6 +64,7 @@ static uint8_t *g_rbuf;
 static size_t g_rcap = 1 << 18;
 static uint64_t g_rng = 0x9E3779B97F4A7C15ull;
 static uint64_t g_now;
+static char g_run_id[24]; /* nonces are unique per run: the server dedupes repeated ones */
 static int g_next_connect, g_connecting, g_live;
 static int g_measuring, g_sending;
 static uint64_t g_t_measure0, g_t_measure1;
@@ -191,9 +193,9 @@ static void send_message(struct lconn *c)
     if (padn > 4000)
         padn = 4000;
     int n = snprintf(msg, sizeof msg,
-                     "{\"op\":\"send\",\"nonce\":\"%d-%llu\",\"conversation\":%s,"
+                     "{\"op\":\"send\",\"nonce\":\"%s-%d-%llu\",\"conversation\":%s,"
                      "\"text\":\"%s%.*s\"}",
-                     c->sender, (unsigned long long)i, o_conv, text, padn, pad);
+                     g_run_id, c->sender, (unsigned long long)i, o_conv, text, padn, pad);
     queue_text(c, msg, (size_t)n);
     c->inflight++;
     n_sent++;
@@ -258,6 +260,10 @@ static const char *find_key(const char *p, size_t n, const char *pat, size_t pl)
 static void on_text(struct lconn *c, const char *p, size_t n)
 {
     const char *end = p + n;
+    if (o_verbose > 0) {
+        o_verbose--;
+        fprintf(stderr, "loadgen: conn %d got %.*s\n", (int)(c - g_c), (int)(n > 300 ? 300 : n), p);
+    }
     const char *t = find_key(p, n, "\"type\"", 6);
     if (!t || t >= end || *t != '"') {
         n_other_frames++;
@@ -596,7 +602,7 @@ static void usage(void)
         "  [--rate MSGS_PER_S (0 = saturate)] [--window W] [--window-on echo|ack]\n"
         "  [--duration S] [--warmup S] [--drain S] [--settle S] [--conversation JSON]\n"
         "  [--auth-file F] [--origin O] [--text-size B] [--src-addrs N]\n"
-        "  [--connect-concurrency C] [--connect-timeout S] [--server-pid PID]");
+        "  [--connect-concurrency C] [--connect-timeout S] [--server-pid PID] [--verbose FRAMES]");
 }
 
 int main(int argc, char **argv)
@@ -608,7 +614,7 @@ int main(int argc, char **argv)
         {"warmup", 1, 0, 'u'},   {"drain", 1, 0, 'D'},        {"settle", 1, 0, 'S'},
         {"conversation", 1, 0, 'c'}, {"auth-file", 1, 0, 'a'}, {"origin", 1, 0, 'o'},
         {"text-size", 1, 0, 't'}, {"src-addrs", 1, 0, 's'},   {"connect-concurrency", 1, 0, 'C'},
-        {"connect-timeout", 1, 0, 'T'}, {"server-pid", 1, 0, 'x'}, {0, 0, 0, 0}};
+        {"connect-timeout", 1, 0, 'T'}, {"server-pid", 1, 0, 'x'}, {"verbose", 1, 0, 'v'}, {0, 0, 0, 0}};
     int o;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (o) {
@@ -632,6 +638,7 @@ int main(int argc, char **argv)
         case 'C': o_connect_conc = atoi(optarg); break;
         case 'T': o_connect_timeout = atof(optarg); break;
         case 'x': o_server_pid = atoi(optarg); break;
+        case 'v': o_verbose = atoi(optarg); break;
         default: usage();
         }
     }
@@ -663,6 +670,8 @@ int main(int argc, char **argv)
     g_ep = epoll_create1(EPOLL_CLOEXEC);
     if (g_ep < 0)
         die("epoll_create1: %s", strerror(errno));
+    g_rng ^= now_ns() ^ ((uint64_t)getpid() << 32);
+    snprintf(g_run_id, sizeof g_run_id, "%llx", (unsigned long long)(rnd() & 0xffffffffffull));
 
     static struct epoll_event evs[4096];
     uint64_t t0 = now_ns(), t_ready = 0, t_send0 = 0, t_end = 0, t_stop = 0;
