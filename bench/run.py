@@ -72,6 +72,7 @@ WINDOW = 32  # messages in flight per saturating sender
 RATE_SENDERS = 4  # senders at a fixed rate
 USERS = 32  # Hubbub accounts the connections are spread over
 IDLE_CONNS = 5000
+DRAIN = 15.0  # at most this long after sending stops for every delivery to arrive
 PASSWORD = "bench-password-0123456789"
 
 # Hubbub settings for the benchmark: cheap password hashing for the setup, no
@@ -238,35 +239,26 @@ def loadgen(
     conversation: str = "1",
     extra: list[str] | None = None,
 ) -> dict[str, Any]:
-    cmd = [
-        "taskset",
-        "-c",
-        str(cpu),
-        str(BIN / "loadgen"),
-        "--port",
-        str(port),
-        "--conns",
-        str(conns),
-        "--senders",
-        str(senders),
-        "--rate",
-        str(rate),
-        "--window",
-        str(window),
-        "--duration",
-        str(duration),
-        "--warmup",
-        str(warmup),
-        "--server-pid",
-        str(server_pid),
-        "--conversation",
-        conversation,
-        "--connect-timeout",
-        "60",
-        *(["--auth-file", str(auth_file)] if auth_file else []),
-        *(extra or []),
-    ]
-    timeout = 60 + duration + warmup + 30
+    opts = {
+        "port": port,
+        "conns": conns,
+        "senders": senders,
+        "rate": rate,
+        "window": window,
+        "duration": duration,
+        "warmup": warmup,
+        "drain": DRAIN,
+        "server-pid": server_pid,
+        "conversation": conversation,
+        "connect-timeout": 60,
+    }
+    if auth_file:
+        opts["auth-file"] = auth_file
+    cmd = ["taskset", "-c", str(cpu), str(BIN / "loadgen")]
+    for k, v in opts.items():
+        cmd += [f"--{k}", str(v)]
+    cmd += extra or []
+    timeout = 60 + duration + warmup + DRAIN + 30
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
     try:
         out: dict[str, Any] = json.loads(r.stdout)
@@ -716,6 +708,7 @@ def plot(results: dict[str, Any], stamp: str) -> list[Path]:
             ax.grid(True, alpha=0.3)
             ax.legend()
         ax1.set_ylabel("deliveries/s (millions), saturating")
+        ax1.set_yscale("log")
         ax1.set_title("Fan-out throughput")
         ax2.set_ylabel("latency (ms), saturating")
         ax2.set_yscale("log")

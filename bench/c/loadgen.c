@@ -14,8 +14,9 @@
  * latency. Per receiver and sender the counter I must grow by one: a jump is
  * a gap, a repeat is a duplicate.
  *
- * After --warmup s it measures for --duration s, stops sending, drains for
- * --drain s and prints one JSON object on stdout.
+ * After --warmup s it measures for --duration s, stops sending, drains until
+ * every live connection has every message sent (at most --drain s) and prints
+ * one JSON object on stdout: "missing" counts what did not arrive by then.
  */
 #include "wsutil.h"
 
@@ -674,7 +675,7 @@ int main(int argc, char **argv)
     snprintf(g_run_id, sizeof g_run_id, "%llx", (unsigned long long)(rnd() & 0xffffffffffull));
 
     static struct epoll_event evs[4096];
-    uint64_t t0 = now_ns(), t_ready = 0, t_send0 = 0, t_end = 0, t_stop = 0;
+    uint64_t t0 = now_ns(), t_ready = 0, t_send0 = 0, t_end = 0, t_stop = 0, t_drained = 0;
     double cpu0 = 0, cpu1 = 0, scpu0 = 0, scpu1 = 0;
     static struct cpustat cs0, cs1;
     int dead_at_start = 0;
@@ -722,6 +723,11 @@ int main(int argc, char **argv)
             }
             if (now >= t_stop)
                 break;
+            /* Draining: stop early once every live connection has every message. */
+            if (t_end && n_deliv >= n_sent * (uint64_t)g_live) {
+                t_drained = now;
+                break;
+            }
         }
         /* sending */
         int timeout_ms = 100;
@@ -788,7 +794,7 @@ int main(int argc, char **argv)
     double scpu = win > 0 && scpu0 >= 0 && scpu1 >= 0 ? (scpu1 - scpu0) / win : -1;
     printf("{\"outcome\":\"%s\",\"conns\":%d,\"live_at_start\":%d,\"senders\":%d,"
            "\"rate\":%.3f,\"window\":%d,\"window_on\":\"%s\",\"text_size\":%d,"
-           "\"connect_s\":%.3f,\"duration_s\":%.3f,"
+           "\"connect_s\":%.3f,\"duration_s\":%.3f,\"drain_s\":%.3f,"
            "\"sent\":%llu,\"sent_in_window\":%llu,\"sends_per_s\":%.1f,"
            "\"deliveries\":%llu,\"deliveries_in_window\":%llu,\"deliveries_per_s\":%.1f,"
            "\"expected_deliveries\":%llu,\"missing\":%lld,\"gaps\":%llu,\"duplicates\":%llu,"
@@ -800,7 +806,9 @@ int main(int argc, char **argv)
            "\"cpu_busy\":[",
            outcome, o_conns, o_conns - dead_at_start, o_senders, o_rate, o_window,
            o_window_ack ? "ack" : "echo", o_text_size,
-           t_ready ? (double)(t_ready - t0) / 1e9 : 0, win, (unsigned long long)n_sent,
+           t_ready ? (double)(t_ready - t0) / 1e9 : 0, win,
+           t_end ? (double)((t_drained ? t_drained : now_ns()) - t_end) / 1e9 : 0,
+           (unsigned long long)n_sent,
            (unsigned long long)n_sent_window, win > 0 ? (double)n_sent_window / win : 0,
            (unsigned long long)n_deliv, (unsigned long long)n_deliv_window,
            win > 0 ? (double)n_deliv_window / win : 0, (unsigned long long)expected,
