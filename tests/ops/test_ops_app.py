@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+
 import httpx
+import pytest
 
 from hubbub.app import build_services, close_services
 from hubbub.bus import LocalBus
@@ -57,3 +60,31 @@ async def test_messages_posted_are_counted(services: Services) -> None:
     text = services.metrics.render().decode()
     # the room's join message and three texts
     assert "hubbub_messages_posted_total 4.0" in text
+
+
+async def test_access_log_has_no_query_string_and_no_secret(
+    make_settings, caplog: pytest.LogCaptureFixture
+) -> None:  # type: ignore[no-untyped-def]
+    from conftest import start_server
+
+    settings = make_settings(access_log=True)
+    services = await build_services(settings)
+    running = await start_server(services)
+    try:
+        with caplog.at_level(logging.INFO, logger="hubbub.access"):
+            async with httpx.AsyncClient(base_url=running.url) as client:
+                await client.get(
+                    "/api/health?token=hb_SECRETSECRETSECRET&password=hunter2",
+                    headers={
+                        "Authorization": "Bearer hb_SECRETSECRETSECRET",
+                        "Cookie": "hubbub_session=SESSIONSECRET",
+                    },
+                )
+    finally:
+        await running.stop()
+        await close_services(services)
+    lines = [r.getMessage() for r in caplog.records if r.name == "hubbub.access"]
+    assert len(lines) == 1
+    assert '"GET /api/health" 200' in lines[0]
+    for secret in ("SECRETSECRET", "hunter2", "SESSIONSECRET", "token="):
+        assert secret not in caplog.text
