@@ -222,15 +222,53 @@ class HubbubServer(uvicorn.Server):
             )
 
 
-async def serve(settings: Settings, *, started: float | None = None) -> None:
+class StopSignals:
+    """SIGTERM and SIGINT, before and after uvicorn handles them itself.
+
+    Installed before startup, so a stop asked for while the store migrates is
+    honoured (Hubbub then exits 0 without serving), and kept after uvicorn's
+    shutdown, which restores the handlers it found and raises the signal
+    again: that must not kill the process before the store is closed.
+    Only the main thread may install signal handlers; elsewhere this is inert.
+    """
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self, *, requested: bool = False) -> None:
+        self.requested = requested
+        self.server: uvicorn.Server | None = None
+        self._previous: dict[int, Any] = {}
+
+    def handle(self, signum: int, frame: object) -> None:
+        self.requested = True
+        if self.server is not None:
+            self.server.should_exit = True
+
+    def __enter__(self) -> StopSignals:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {sig: signal.signal(sig, self.handle) for sig in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+async def serve(
+    settings: Settings, *, started: float | None = None, stop_requested: bool = False
+) -> None:
     """Run Hubbub until SIGTERM or SIGINT; return after a graceful shutdown."""
     t0 = started if started is not None else time.perf_counter()
-    services = await build_services(settings)
-    with _quiet_signals():
+    with StopSignals(requested=stop_requested) as stop:
+        services = await build_services(settings)
         try:
+            if stop.requested:
+                log.info("stop requested while starting: not serving")
+                return
             server = HubbubServer(
                 uvicorn_config(create_app(services), settings), capture_signals=True, started=t0
             )
+            stop.server = server
             await server.serve()
         finally:
             log.info("closing the bus and the store")
@@ -238,27 +276,7 @@ async def serve(settings: Settings, *, started: float | None = None) -> None:
             log.info("stopped")
 
 
-@contextlib.contextmanager
-def _quiet_signals() -> Iterator[None]:
-    """Keep uvicorn's re-raise of SIGTERM/SIGINT after its shutdown from killing us
-    before the store is closed: uvicorn restores the handlers it found and raises
-    the captured signal again, so the handlers it finds must be harmless."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {sig: signal.signal(sig, _ignore) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
-def _ignore(signum: int, frame: object) -> None:
-    """Already stopping: nothing more to do."""
-
-
-def run(settings: Settings, *, started: float | None = None) -> None:
+def run(settings: Settings, *, started: float | None = None, stop_requested: bool = False) -> None:
     """Blocking entry point for ``hubbub serve``: uvloop when available."""
     try:
         import uvloop
@@ -267,4 +285,4 @@ def run(settings: Settings, *, started: float | None = None) -> None:
     except ImportError:  # pragma: no cover - uvloop is a dependency, except on Windows
         loop_factory = None
     with asyncio.Runner(loop_factory=loop_factory) as runner:
-        runner.run(serve(settings, started=started))
+        runner.run(serve(settings, started=started, stop_requested=stop_requested))

@@ -8,6 +8,7 @@ line each; results to stdout.
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
@@ -84,11 +85,16 @@ def version() -> None:
 def serve(host: str | None, port: int | None, data_dir: Path | None) -> None:
     """Run the server until SIGTERM or Ctrl-C (then shut down gracefully)."""
     settings = settings_from(host=host, port=port, data_dir=data_dir)
+    # A stop asked for while the heavy modules load is remembered, not fatal;
+    # app.serve takes over the handlers from here.
+    early: list[int] = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, frame: early.append(signum))
     from . import app, logs  # the heavy imports, only for serve
 
     logs.configure(settings.log_level, settings.log_format)
     try:
-        app.run(settings, started=_STARTED)
+        app.run(settings, started=_STARTED, stop_requested=bool(early))
     except KeyboardInterrupt:  # a second Ctrl-C while starting
         sys.exit(130)
     except SystemExit as exc:

@@ -241,3 +241,29 @@ async def test_serve_on_a_busy_port_fails_with_exit_1(tmp_path: Path) -> None:
     assert result.stderr.rstrip().endswith(
         f"hubbub: could not serve on 127.0.0.1:{port} (see the log above)"
     )
+
+
+def catches_sigterm(pid: int) -> bool:
+    """Whether the process has a handler for SIGTERM yet (Linux: /proc/PID/status)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    mask = next(line.split()[1] for line in status.splitlines() if line.startswith("SigCgt:"))
+    return bool(int(mask, 16) & (1 << (signal.SIGTERM - 1)))
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
+@pytest.mark.parametrize("delay", [0.0, 0.2, 0.5])
+async def test_sigterm_while_starting_still_exits_0(tmp_path: Path, delay: float) -> None:
+    proc = Proc(tmp_path / "data", tmp_path / "serve.log")
+    try:
+        async with asyncio.timeout(scaled(20)):
+            while not catches_sigterm(proc.process.pid):  # before that, SIGTERM kills: fine
+                await asyncio.sleep(0.002)
+        await asyncio.sleep(delay)  # somewhere in imports, migration or startup
+        proc.process.send_signal(signal.SIGTERM)
+        code = await asyncio.to_thread(proc.process.wait, scaled(15))
+        assert code == 0, proc.output()
+    finally:
+        proc.stop()
