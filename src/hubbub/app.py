@@ -100,7 +100,7 @@ async def build_services(settings: Settings, *, metrics: Metrics | None = None) 
     accounts = Accounts(store, settings, make_hasher(settings), bus)
     fanout = Fanout(send_buffer=settings.ws_send_buffer)
     bus.add_listener(fanout.on_event)
-    metrics.ws_connections.set_function(fanout.connection_count)
+    metrics.count_ws_connections(fanout.connection_count)
     stats = getattr(store, "writer_stats", None)
     if stats is not None:
         metrics.gauge_from(

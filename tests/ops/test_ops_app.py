@@ -88,3 +88,24 @@ async def test_access_log_has_no_query_string_and_no_secret(
     assert '"GET /api/health" 200' in lines[0]
     for secret in ("SECRETSECRET", "hunter2", "SESSIONSECRET", "token="):
         assert secret not in caplog.text
+
+
+def test_metrics_registries_are_separate_and_hooks_count() -> None:
+    from hubbub.web.metrics import Metrics
+
+    one, two = Metrics(), Metrics()
+    one.message_posted()
+    one.observe_batch(7)
+    one.ws_opened()
+    one.ws_opened()
+    one.ws_closed()
+    text = one.render().decode()
+    assert "hubbub_messages_posted_total 1.0" in text
+    assert "hubbub_store_commit_batch_size_count 1.0" in text
+    assert 'hubbub_store_commit_batch_size_bucket{le="8.0"} 1.0' in text
+    assert "hubbub_ws_connections 1.0" in text
+    assert "hubbub_ws_connections_opened_total 2.0" in text
+    assert "hubbub_messages_posted_total 0.0" in two.render().decode()
+    two.count_ws_connections(lambda: 5)
+    two.ws_opened()
+    assert "hubbub_ws_connections 5.0" in two.render().decode()

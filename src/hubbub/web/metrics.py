@@ -70,6 +70,7 @@ class Metrics:
             buckets=_BATCH_BUCKETS,
             registry=r,
         )
+        self._ws_counted_elsewhere = False
         # Bound methods of the children, so each hook is one call.
         self._ws_inc = self.ws_connections.inc
         self._ws_dec = self.ws_connections.dec
@@ -79,11 +80,19 @@ class Metrics:
 
     # hooks ------------------------------------------------------------------
     def ws_opened(self) -> None:
-        self._ws_inc()
+        if not self._ws_counted_elsewhere:
+            self._ws_inc()
         self._opened_inc()
 
     def ws_closed(self) -> None:
-        self._ws_dec()
+        if not self._ws_counted_elsewhere:
+            self._ws_dec()
+
+    def count_ws_connections(self, read: Callable[[], float]) -> None:
+        """Read the open-connection gauge from ``read`` at scrape time (the fan-out's
+        own count), instead of counting ws_opened/ws_closed calls."""
+        self.ws_connections.set_function(read)
+        self._ws_counted_elsewhere = True
 
     def message_posted(self, count: int = 1) -> None:
         self._messages_inc(count)
