@@ -8,6 +8,7 @@ line each; results to stdout.
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import sys
 import time
@@ -22,7 +23,20 @@ import click
 from . import __version__
 from .config import ConfigError, Settings, load_settings
 
-_STARTED = time.perf_counter()
+
+def _process_age() -> float:
+    """Seconds since this process started (Linux), else since this module loaded."""
+    try:
+        with open("/proc/self/stat") as f:
+            started_ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/uptime") as f:
+            uptime = float(f.read().split()[0])
+        return max(0.0, uptime - started_ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+_STARTED = time.perf_counter() - _process_age()
 T = TypeVar("T")
 
 EXIT_FAILURE = 1

@@ -89,7 +89,8 @@ def redact(text: str) -> str:
 
 
 _STANDARD_ATTRS = frozenset(
-    logging.LogRecord("", 0, "", 0, "", (), None).__dict__.keys() | {"message", "asctime"}
+    logging.LogRecord("", 0, "", 0, "", (), None).__dict__.keys()
+    | {"message", "asctime", "color_message"}  # uvicorn's colored copy of the message
 )
 
 
@@ -112,6 +113,17 @@ class RedactingFilter(logging.Filter):
         for key, value in list(record.__dict__.items()):
             if key not in _STANDARD_ATTRS and isinstance(value, str):
                 setattr(record, key, redact(value))
+        return True
+
+
+class QuietLibraries(logging.Filter):
+    """Drops chatter that says nothing to an operator (alembic's per-start banner)."""
+
+    _BANNERS = ("Context impl ", "Will assume ")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == "alembic.runtime.migration" and isinstance(record.msg, str):
+            return not record.msg.startswith(self._BANNERS)
         return True
 
 
@@ -165,6 +177,7 @@ def configure(level: str = "info", fmt: str = "text", *, stream: Any = None) -> 
         logging.StreamHandler(stream) if stream is not None else _StderrHandler()
     )
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    handler.addFilter(QuietLibraries())
     handler.addFilter(RedactingFilter())
     root = logging.getLogger()
     for old in list(root.handlers):
