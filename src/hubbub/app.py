@@ -83,13 +83,7 @@ async def build_services(settings: Settings, *, metrics: Metrics | None = None) 
     if settings.uses_sqlite():
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = open_store(settings.effective_database_url())
-    await store.start()  # migrates to the newest schema first
     bus: Bus = CountingBus(make_bus(settings), metrics)
-    try:
-        await bus.start()
-    except BaseException:
-        await store.close()
-        raise
     hub = Hub(
         store,
         bus,
@@ -99,7 +93,14 @@ async def build_services(settings: Settings, *, metrics: Metrics | None = None) 
     )
     accounts = Accounts(store, settings, make_hasher(settings), bus)
     fanout = Fanout(send_buffer=settings.ws_send_buffer)
-    bus.add_listener(fanout.on_event)
+    bus.add_listener(fanout.on_event)  # before the bus starts: no event arrives unheard
+    try:
+        await store.start()  # migrates to the newest schema first
+        await bus.start()
+    except BaseException:
+        await bus.close()
+        await store.close()
+        raise
     metrics.count_ws_connections(fanout.connection_count)
     stats = getattr(store, "writer_stats", None)
     if stats is not None:

@@ -109,3 +109,13 @@ def test_metrics_registries_are_separate_and_hooks_count() -> None:
     two.count_ws_connections(lambda: 5)
     two.ws_opened()
     assert "hubbub_ws_connections 5.0" in two.render().decode()
+
+
+async def test_build_services_with_unreachable_redis_fails_and_cleans_up(
+    make_settings,  # type: ignore[no-untyped-def]
+) -> None:
+    from hubbub.bus.redis import BusUnavailable
+
+    settings = make_settings(redis_url="redis://127.0.0.1:1/0")
+    with pytest.raises(BusUnavailable, match="cannot subscribe to Redis"):
+        await build_services(settings)
