@@ -14,7 +14,10 @@ task dispatches what the subscription receives. Both reconnect with
 exponential backoff and jitter. Events published while the subscription was
 down are missed by this process: a session notices the jump in ``seq`` on the
 next event of a conversation and reads the gap from the store (positions are
-published, STYLE.md #6), so a missed wake-up loses nothing.
+published, STYLE.md #6), so a missed wake-up loses nothing. Conversely, a
+batch whose connection broke mid-way is sent again whole, so after such a
+break an event can arrive twice; receivers drop what is at or below the
+position they have already sent.
 """
 
 from __future__ import annotations
