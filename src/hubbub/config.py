@@ -167,7 +167,14 @@ class Settings(BaseSettings):
         value = value.strip()
         if value in ("", "/"):
             return ""
-        if not value.startswith("/") or "?" in value or "#" in value or "//" in value:
+        dot_segment = any(part in (".", "..") for part in value.split("/"))
+        if (
+            not value.startswith("/")
+            or "?" in value
+            or "#" in value
+            or "//" in value
+            or dot_segment
+        ):
             raise ValueError("a base path looks like /chat (a path, starting with '/')")
         return value.rstrip("/")
 

@@ -208,3 +208,9 @@ def test_parse_forwarded_quoted_values() -> None:
         {"for": "_gazonk", "proto": "https"},
         {"for": "[2001:db8::1]:80"},
     ]
+
+
+@pytest.mark.parametrize("base", ["/chat/../admin", "chat", "/chat?x=1", "//evil.example", "/./x"])
+async def test_bad_request_base_is_ignored(trusting: Settings, base: str) -> None:
+    body = (await get(trusting, PROXY, **{"X-Request-Base": base})).json()
+    assert body["root_path"] == ""

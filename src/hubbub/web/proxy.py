@@ -105,8 +105,7 @@ class ProxyMiddleware:
                 proto, host, base = parts.scheme, parts.netloc, parts.path
             else:
                 base = request_base
-            base = base if _BASE.match(base or "-") else ""
-            base = base.rstrip("/")
+            base = base.rstrip("/") if is_clean_base(base) else ""
         if client is not None and _parse_ip(client) is not None:
             scope["client"] = (client, 0)
         if proto is not None:
@@ -135,6 +134,13 @@ class ProxyMiddleware:
             if not self.is_trusted(address):
                 return address
         return chain[0] if chain else None
+
+
+def is_clean_base(base: str) -> bool:
+    """A path prefix like ``/chat`` or ``/a/b/``: no dot segments, no query."""
+    if not _BASE.match(base):
+        return False
+    return not any(part in (".", "..") for part in base.split("/"))
 
 
 def set_base_path(scope: Scope, base: str) -> None:
