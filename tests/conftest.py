@@ -19,18 +19,16 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from hubbub.app import HubbubServer, build_services, close_services, create_app, uvicorn_config
+from hubbub.app import build_services, close_services
 from hubbub.config import Settings
 from hubbub.web.deps import Services
-from testenv import REDIS_URL, TIMEOUT_SCALE, scaled
+from testenv import REDIS_URL, TIMEOUT_SCALE, RunningServer, scaled, start_server
 
 
 @pytest.fixture
@@ -83,61 +81,6 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
         yield built
     finally:
         await close_services(built)
-
-
-@dataclass
-class RunningServer:
-    url: str  # http://127.0.0.1:PORT
-    ws_url: str  # ws://127.0.0.1:PORT/api/ws
-    port: int
-    services: Services
-    uvicorn: HubbubServer
-    task: asyncio.Task[None]
-
-    @property
-    def settings(self) -> Settings:
-        return self.services.settings
-
-    async def stop(self, timeout: float = 10.0) -> None:
-        """Shut down as on SIGTERM: stop accepting, finish requests, close sockets."""
-        self.uvicorn.should_exit = True
-        await asyncio.wait_for(asyncio.shield(self.task), scaled(timeout))
-
-
-def free_socket() -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(1024)
-    sock.setblocking(False)
-    return sock
-
-
-async def start_server(services: Services) -> RunningServer:
-    """Serve ``services`` on real uvicorn on a free loopback port, in this loop."""
-    sock = free_socket()
-    port = sock.getsockname()[1]
-    config = uvicorn_config(create_app(services), services.settings)
-    server = HubbubServer(config, capture_signals=False)
-    task = asyncio.create_task(server.serve(sockets=[sock]), name=f"uvicorn:{port}")
-    deadline = asyncio.get_running_loop().time() + scaled(10)
-    while not server.started:
-        if task.done():
-            sock.close()
-            task.result()  # raises what stopped it
-            raise RuntimeError("uvicorn stopped before it started")
-        if asyncio.get_running_loop().time() > deadline:
-            server.should_exit = True
-            raise TimeoutError("uvicorn did not start")
-        await asyncio.sleep(0.005)
-    return RunningServer(
-        url=f"http://127.0.0.1:{port}",
-        ws_url=f"ws://127.0.0.1:{port}/api/ws",
-        port=port,
-        services=services,
-        uvicorn=server,
-        task=task,
-    )
 
 
 @pytest.fixture

@@ -65,7 +65,7 @@ async def test_messages_posted_are_counted(services: Services) -> None:
 async def test_access_log_has_no_query_string_and_no_secret(
     make_settings, caplog: pytest.LogCaptureFixture
 ) -> None:  # type: ignore[no-untyped-def]
-    from conftest import start_server
+    from testenv import start_server
 
     settings = make_settings(access_log=True)
     services = await build_services(settings)
