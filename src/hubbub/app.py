@@ -198,6 +198,7 @@ class HubbubServer(uvicorn.Server):
         self._capture = capture_signals
         self._t0 = started if started is not None else time.perf_counter()
         self.bound_port: int | None = None
+        self.base_path = ""
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -215,10 +216,11 @@ class HubbubServer(uvicorn.Server):
                 break
         if self.started:
             log.info(
-                "Hubbub %s listening on http://%s:%s (ready in %.0f ms)",
+                "Hubbub %s listening on http://%s:%s%s/ (ready in %.0f ms)",
                 __version__,
-                self.config.host,
+                f"[{self.config.host}]" if ":" in self.config.host else self.config.host,
                 self.bound_port,
+                self.base_path,
                 (time.perf_counter() - self._t0) * 1000,
             )
 
@@ -269,6 +271,7 @@ async def serve(
             server = HubbubServer(
                 uvicorn_config(create_app(services), settings), capture_signals=True, started=t0
             )
+            server.base_path = settings.base_path
             stop.server = server
             await server.serve()
         finally:
