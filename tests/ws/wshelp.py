@@ -99,6 +99,9 @@ async def open_client(
         if bearer
         else {"Cookie": f"hubbub_session={account.cookie}", "Origin": server.origin}
     )
+    # An unread queue pauses reading, and then a close cannot see the server's
+    # answer: tests that do not read everything would wait out close_timeout.
+    kwargs.setdefault("max_queue", None)
     ws = await connect(server.url, additional_headers=headers, open_timeout=TIMEOUT, **kwargs)
     ready = orjson.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
     assert ready["type"] == "ready", ready
