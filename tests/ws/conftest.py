@@ -41,7 +41,7 @@ async def ws_server(ws_settings: Settings) -> AsyncIterator[LiveServer]:
                     task.result()
                 await asyncio.sleep(0.01)
         assert server.bound_port is not None
-        yield LiveServer(services, server.bound_port)
+        yield LiveServer(services, server.bound_port, server)
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, 15)

@@ -21,6 +21,7 @@ TIMEOUT = 10.0
 class LiveServer:
     services: Services
     port: int
+    uvicorn: Any = None  # the HubbubServer: set should_exit to stop it
 
     @property
     def origin(self) -> str:
@@ -36,6 +37,7 @@ class Account:
     user: User
     token: str
     cookie: str
+    session_id: str
 
 
 _names = itertools.count(1)
@@ -45,8 +47,8 @@ async def make_account(services: Services, name: str | None = None) -> Account:
     name = name or f"user{next(_names)}"
     user = await services.accounts.register(name, PASSWORD, trusted=True)
     token, _ = await services.accounts.create_token(user, "test")
-    cookie, _ = await services.accounts.start_session(user, "127.0.0.1", "pytest")
-    return Account(user, token, cookie)
+    cookie, session = await services.accounts.start_session(user, "127.0.0.1", "pytest")
+    return Account(user, token, cookie, session.id)
 
 
 @dataclass

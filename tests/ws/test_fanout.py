@@ -1,0 +1,111 @@
+"""The fan-out's hot path without sockets: one frame per event, shared; one
+write per socket per loop pass; the buffer bound."""
+
+from __future__ import annotations
+
+import asyncio
+
+from hubbub.core.events import Event, Scope
+from hubbub.protocols.session import Session
+from hubbub.protocols.wire import frame_payloads, text_frame
+from hubbub.web.fanout import Connection, Fanout
+
+
+class FakeWriter:
+    def __init__(self, buffered: int = 0) -> None:
+        self.writes: list[bytes] = []
+        self.closed: tuple[int, str] | None = None
+        self.buffered = buffered
+
+    def write_frames(self, data: bytes) -> int:
+        self.writes.append(data)
+        return self.buffered
+
+    def close_now(self, code: int, reason: str) -> None:
+        self.closed = (code, reason)
+
+
+class FakeConnection(Connection):
+    __slots__ = ("ran",)
+
+    def __init__(self, fanout: Fanout, session: Session, writer: FakeWriter) -> None:
+        super().__init__(fanout, session, writer)
+        self.ran: list[object] = []
+
+    def run(self, action: object) -> None:  # type: ignore[override]
+        self.ran.append(action)
+
+
+def live_connection(
+    fanout: Fanout, user_id: int, cid: int, seq: int, buffered: int = 0
+) -> tuple[FakeConnection, FakeWriter]:
+    session = Session(user_id, f"u{user_id}", None)
+    writer = FakeWriter(buffered)
+    conn = FakeConnection(fanout, session, writer)
+    fanout.add(conn)
+    session.start([{"id": cid, "last_seq": seq}], [])
+    session.receive_text('{"op":"resume"}')
+    conn.drain()
+    return conn, writer
+
+
+def message(cid: int, seq: int) -> Event:
+    return Event(
+        Scope.CONVERSATION, cid, b'{"type":"message","seq":%d}' % seq, conversation_id=cid, seq=seq
+    )
+
+
+async def test_one_frame_per_event_shared_and_one_write_per_pass() -> None:
+    fanout = Fanout()
+    conns = [live_connection(fanout, uid, 3, 0) for uid in range(1, 6)]
+    await asyncio.sleep(0)  # ready + resumed flushed
+    for _, w in conns:
+        w.writes.clear()
+    for seq in (1, 2, 3):
+        fanout.on_event(message(3, seq))
+    assert all(len(c.pending) == 3 for c, _ in conns)
+    first = conns[0][0].pending
+    for c, _ in conns[1:]:
+        assert all(a is b for a, b in zip(c.pending, first, strict=True))  # the same bytes objects
+    await asyncio.sleep(0)
+    for c, w in conns:
+        assert len(w.writes) == 1 and not c.pending
+        assert frame_payloads(w.writes[0]) == [
+            b'{"type":"message","seq":%d}' % s for s in (1, 2, 3)
+        ]
+        assert c.live == {3: 3}
+    assert fanout.known_seq(3) == 3
+
+
+async def test_gaps_and_duplicates_go_to_the_session() -> None:
+    fanout = Fanout()
+    conn, writer = live_connection(fanout, 1, 3, 5)
+    await asyncio.sleep(0)
+    writer.writes.clear()
+    fanout.on_event(message(3, 5))  # duplicate: dropped
+    fanout.on_event(message(3, 8))  # gap: a catch-up read
+    await asyncio.sleep(0)
+    assert writer.writes == []
+    [fetch] = conn.ran
+    assert (fetch.conversation, fetch.after) == (3, 5)  # type: ignore[attr-defined]
+
+
+async def test_a_full_buffer_closes_with_4008_and_leaves_the_fanout() -> None:
+    fanout = Fanout(send_buffer=1000)
+    slow, slow_writer = live_connection(fanout, 1, 3, 0, buffered=5000)
+    _, fast_writer = live_connection(fanout, 2, 3, 0)
+    await asyncio.sleep(0)
+    assert slow_writer.closed == (4008, "too slow")
+    assert slow not in fanout.everyone and slow not in fanout.conversations.get(3, set())
+    fanout.on_event(message(3, 1))
+    await asyncio.sleep(0)
+    assert fast_writer.writes[-1] == text_frame(b'{"type":"message","seq":1}')
+    assert fast_writer.closed is None
+
+
+def test_text_frame_lengths() -> None:
+    for n in (0, 125, 126, 65535, 65536, 70000):
+        payload = b"x" * n
+        frame = text_frame(payload)
+        assert frame[0] == 0x81
+        assert frame_payloads(frame + frame) == [payload, payload]
