@@ -12,9 +12,9 @@ from hubbub.config import Settings
 from hubbub.web.ws import AsgiWriter
 
 
-async def test_chat_over_the_asgi_fallback(ws_settings: Settings) -> None:
-    services = await build_services(ws_settings)
-    config = uvicorn_config(create_app(services), ws_settings)
+async def test_chat_over_the_asgi_fallback(settings: Settings) -> None:
+    services = await build_services(settings)
+    config = uvicorn_config(create_app(services), settings)
     config.ws = "websockets-sansio"
     server = HubbubServer(config, capture_signals=False)
     task = asyncio.create_task(server.serve())

@@ -12,9 +12,10 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from hubbub.core.model import User
 from hubbub.web.deps import Services
+from testenv import scaled
 
 PASSWORD = "correct horse battery"
-TIMEOUT = 10.0
+TIMEOUT = scaled(10.0)
 
 
 @dataclass
