@@ -83,6 +83,8 @@ async def test_every_bad_input_gets_its_code(ws_server: LiveServer) -> None:
 
 
 async def test_flooding_is_rate_limited_and_recoverable(ws_server: LiveServer) -> None:
+    settings = ws_server.services.settings
+    settings.send_rate, settings.send_burst = 5.0, 10  # the frame budget: 20/s, burst 40
     a, b, _, _ = await setup_pair(ws_server)
     for _ in range(60):
         await a.send(op="ping")

@@ -45,7 +45,14 @@ PATH = "/api/ws"
 
 
 def limits_from(settings: Settings) -> Limits:
-    return Limits(max_frame=settings.max_ws_frame, replay_limit=settings.ws_replay_limit)
+    """The session's limits; its frame budget stays above the Hub's send rate,
+    so ``send_rate``/``send_burst`` are the limits that apply to sends."""
+    return Limits(
+        max_frame=settings.max_ws_frame,
+        replay_limit=settings.ws_replay_limit,
+        ops_per_second=max(20.0, 2 * settings.send_rate),
+        ops_burst=max(40, 2 * settings.send_burst),
+    )
 
 
 class WsConnection(Connection):
