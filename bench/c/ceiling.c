@@ -12,7 +12,8 @@
  * Each message frame is built ONCE per event. All frames broadcast during one
  * epoll pass go out as ONE send() per socket at the end of the pass (coalesced),
  * straight from the shared pass buffer: a per-socket copy is only made for
- * what the kernel did not take. A socket whose backlog exceeds --max-out is
+ * what the kernel did not take. (write(), not send(), so that /proc/PID/io
+ * counts the calls the same way as for Hubbub: SIGPIPE is ignored.) A socket whose backlog exceeds --max-out is
  * closed (slow consumer). JSON is scanned, not parsed: enough for the bench.
  *
  * usage: ceiling [--host 127.0.0.1] [--port 8765]
@@ -308,7 +309,7 @@ static void on_readable(struct conn *c)
 static void flush_out(struct conn *c)
 {
     while (c->out.len) {
-        ssize_t n = send(c->fd, c->out.p, c->out.len, MSG_NOSIGNAL);
+        ssize_t n = write(c->fd, c->out.p, c->out.len);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -350,7 +351,7 @@ static void broadcast(void)
             mark_dirty(c);
             continue;
         }
-        ssize_t n = send(c->fd, g_bcast.p, g_bcast.len, MSG_NOSIGNAL);
+        ssize_t n = write(c->fd, g_bcast.p, g_bcast.len);
         if (n == (ssize_t)g_bcast.len)
             continue;
         if (n < 0) {

@@ -543,6 +543,23 @@ static double cpu_self(void)
            ((double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_usec) / 1e6;
 }
 
+/* Read and write syscalls of a process so far (/proc/PID/io: syscr, syscw). */
+static int io_pid(int pid, unsigned long long *r, unsigned long long *w)
+{
+    char path[64], line[128];
+    snprintf(path, sizeof path, "/proc/%d/io", pid);
+    FILE *f = pid > 0 ? fopen(path, "r") : NULL;
+    if (!f)
+        return 0;
+    int got = 0;
+    while (fgets(line, sizeof line, f)) {
+        got += sscanf(line, "syscr: %llu", r) == 1;
+        got += sscanf(line, "syscw: %llu", w) == 1;
+    }
+    fclose(f);
+    return got == 2;
+}
+
 static double cpu_pid(int pid)
 {
     if (pid <= 0)
@@ -678,6 +695,8 @@ int main(int argc, char **argv)
     uint64_t t0 = now_ns(), t_ready = 0, t_send0 = 0, t_end = 0, t_stop = 0, t_drained = 0;
     double cpu0 = 0, cpu1 = 0, scpu0 = 0, scpu1 = 0;
     static struct cpustat cs0, cs1;
+    unsigned long long sr0 = 0, sw0 = 0, sr1 = 0, sw1 = 0;
+    int io_ok = 0;
     int dead_at_start = 0;
     const char *outcome = "ok";
     for (;;) {
@@ -712,6 +731,7 @@ int main(int argc, char **argv)
                 cpu0 = cpu_self();
                 scpu0 = cpu_pid(o_server_pid);
                 read_cpustat(&cs0);
+                io_ok = io_pid(o_server_pid, &sr0, &sw0);
             }
             if (g_measuring && now >= g_t_measure1) {
                 g_measuring = 0;
@@ -720,6 +740,7 @@ int main(int argc, char **argv)
                 cpu1 = cpu_self();
                 scpu1 = cpu_pid(o_server_pid);
                 read_cpustat(&cs1);
+                io_ok = io_ok && io_pid(o_server_pid, &sr1, &sw1);
             }
             if (now >= t_stop)
                 break;
@@ -825,7 +846,10 @@ int main(int argc, char **argv)
                t > 0 ? (double)(cs1.busy[i] - cs0.busy[i]) / t : 0,
                t > 0 ? (double)(cs1.soft[i] - cs0.soft[i]) / t : 0);
     }
-    printf("],\"first_error\":\"");
+    printf("],\"server_reads_per_s\":%.1f,\"server_writes_per_s\":%.1f",
+           io_ok && win > 0 ? (double)(sr1 - sr0) / win : -1,
+           io_ok && win > 0 ? (double)(sw1 - sw0) / win : -1);
+    printf(",\"first_error\":\"");
     for (const char *p = g_first_error; *p; p++) /* JSON-escape */
         if (*p == '"' || *p == '\\')
             printf("\\%c", *p);
