@@ -43,7 +43,7 @@ def live_connection(
     writer = FakeWriter(buffered)
     conn = FakeConnection(fanout, session, writer)
     fanout.add(conn)
-    session.start([{"id": cid, "last_seq": seq}], [])
+    conn.start([{"id": cid, "last_seq": seq}], [])
     session.receive_text('{"op":"resume"}')
     conn.drain()
     return conn, writer

@@ -21,7 +21,7 @@ connection still waiting for ``resume``) goes to the connection's
 from __future__ import annotations
 
 import asyncio
-from typing import Protocol
+from typing import Any, Protocol
 
 from ..core.events import Event, Scope
 from ..protocols.session import (
@@ -51,7 +51,7 @@ class Connection:
     catch-up and calls into the Hub.
     """
 
-    __slots__ = ("closed", "fanout", "live", "pending", "session", "writer")
+    __slots__ = ("closed", "fanout", "live", "pending", "session", "started", "writer")
 
     def __init__(self, fanout: Fanout, session: Session, writer: FrameWriter) -> None:
         self.fanout = fanout
@@ -60,6 +60,13 @@ class Connection:
         self.writer = writer
         self.pending: list[bytes] = []
         self.closed = False
+        self.started = False  # ``ready`` was sent: events without positions go straight out
+
+    def start(self, conversations: list[dict[str, Any]], online: list[int]) -> None:
+        """Start the session on its snapshot and send ``ready`` (no await in between)."""
+        self.session.start(conversations, online)
+        self.started = True
+        self.drain()
 
     # called by the fan-out -------------------------------------------------------
     def deliver_slow(self, event: Event, frame: bytes) -> None:
@@ -211,9 +218,21 @@ class Fanout:
             if not targets:
                 return
             frame = text_frame(event.payload)
-            # slow path for every receiver (low rate): it may close or (un)subscribe
-            for conn in tuple(targets):
-                conn.deliver_slow(event, frame)
+            if event.control is None:
+                # presence, read markers: forwarded to every connection past ``ready``
+                dirty = self._dirty
+                for conn in targets:
+                    if conn.started:
+                        pending = conn.pending
+                        if not pending:
+                            dirty.append(conn)
+                        pending.append(frame)
+                    else:
+                        conn.deliver_slow(event, frame)
+            else:
+                # a control: the session decides, and may close or (un)subscribe
+                for conn in tuple(targets):
+                    conn.deliver_slow(event, frame)
         if self._dirty and not self._scheduled:
             self._schedule()
 

@@ -257,8 +257,7 @@ async def serve_websocket(services: Services, scope: Scope, receive: Receive, se
         metrics.ws_opened()
     try:
         views = await services.hub.conversations(user)
-        start_snapshot(session, fanout, [conversation_json(v) for v in views], services)
-        conn.drain()  # ready, and the conversations' subscriptions: no await since the snapshot
+        start_snapshot(conn, fanout, [conversation_json(v) for v in views], services)
         if proto is not None:
             proto.before_close = conn.flush_pending
         await services.hub.connected(user)
@@ -275,15 +274,16 @@ async def serve_websocket(services: Services, scope: Scope, receive: Receive, se
 
 
 def start_snapshot(
-    session: Session, fanout: Fanout, conversations: list[dict[str, Any]], services: Services
+    conn: Connection, fanout: Fanout, conversations: list[dict[str, Any]], services: Services
 ) -> None:
-    """Start the session on the snapshot, never older than what the fan-out has seen."""
+    """Send ``ready`` and subscribe the conversations, in one step with no await:
+    the snapshot is never older than what the fan-out has seen."""
     for c in conversations:
         known = fanout.known_seq(c["id"])
         if known > c["last_seq"]:
             c["unread"] += known - c["last_seq"]
             c["last_seq"] = known
-    session.start(conversations, services.hub.online_user_ids())
+    conn.start(conversations, services.hub.online_user_ids())
 
 
 class WebSocketEndpoint:
