@@ -78,6 +78,8 @@ WINDOW = 4
 RATE_SENDERS = 4  # senders at a fixed rate
 USERS = 32  # Hubbub accounts the connections are spread over
 IDLE_CONNS = 5000
+CONTENDED = 0.3  # core time used by neither process above this: measure again
+ATTEMPTS = 2
 DRAIN = 15.0  # at most this long after sending stops for every delivery to arrive
 PASSWORD = "bench-password-0123456789"
 
@@ -400,6 +402,12 @@ def annotate(r: dict[str, Any], run: Run, background: list[float]) -> dict[str, 
         r["server_core_busy"], r["loadgen_core_busy"] = s, lg
         # The load generator limits a run if its core is full while the server's is not.
         r["loadgen_bound"] = lg > 0.92 and s < 0.9
+        # Other tenants of the machine: core time that neither process used
+        # (softirq of loopback traffic included, about 0.1-0.2 under load).
+        if r.get("server_cpu", -1) >= 0:
+            foreign = max(s - r["server_cpu"], lg - r.get("loadgen_cpu", 0))
+            r["foreign_busy"] = round(foreign, 3)
+            r["contended"] = foreign > CONTENDED
     r["background_busy_before"] = background
     return r
 
@@ -416,6 +424,21 @@ def fanout_cases(profile: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def measure_fanout(
+    run: Run, srv: Server, case: dict[str, Any], auth: Path | None, conv: str
+) -> dict[str, Any]:
+    best: dict[str, Any] = {}
+    for attempt in range(ATTEMPTS):
+        r = measure_fanout_once(run, srv, case, auth, conv)
+        r["attempt"] = attempt + 1
+        if not best or r.get("foreign_busy", 1) < best.get("foreign_busy", 1):
+            best = r
+        if not r.get("contended") or run.time_left() < 60:
+            break
+        log("  the machine was busy with other work during that run: once more")
+    return best
+
+
+def measure_fanout_once(
     run: Run, srv: Server, case: dict[str, Any], auth: Path | None, conv: str
 ) -> dict[str, Any]:
     bg = wait_quiet(5.0)
@@ -647,6 +670,8 @@ def table(results: dict[str, Any]) -> str:
                     continue
                 if r.get("outcome") != "ok":
                     notes.append(f"{who}: {r.get('outcome')}")
+                if r.get("contended"):
+                    notes.append(f"{who}: machine busy ({r['foreign_busy']:.0%} of a core)")
                 if r.get("loadgen_bound"):
                     notes.append(f"{who}: loadgen-bound")
                 errs = {k: v for k, v in (r.get("errors") or {}).items() if v}
