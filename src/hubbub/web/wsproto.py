@@ -13,7 +13,11 @@ It is uvicorn's ``websockets``-sans-I/O protocol with four changes:
   protocol gets a ``too_large`` error frame and the connection lives on; above
   the cap the connection is closed with 1009 (RFC 6455, 7.4.1);
 - server shutdown closes with 1001 "going away" (not 1012), after writing what
-  the application still had pending.
+  the application still had pending;
+- less memory per idle connection (issue 5): a lazily allocated inbox and
+  writable flag instead of ``asyncio.Queue`` and ``asyncio.Event`` (each
+  holds empty deques of 600+ bytes), and the handshake's request and response
+  (headers and all) are dropped once the connection is accepted.
 """
 
 from __future__ import annotations
@@ -29,6 +33,73 @@ from uvicorn.server import ServerState
 from websockets.exceptions import InvalidState
 from websockets.http11 import Request
 from websockets.server import ServerProtocol
+
+
+class _Inbox:
+    """The part of ``asyncio.Queue`` uvicorn uses, for one consumer (ASGI ``receive``)."""
+
+    __slots__ = ("_items", "_waiter")
+
+    def __init__(self) -> None:
+        self._items: list[Any] | None = None
+        self._waiter: asyncio.Future[None] | None = None
+
+    def put_nowait(self, item: Any) -> None:
+        if self._items is None:
+            self._items = [item]
+        else:
+            self._items.append(item)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def empty(self) -> bool:
+        return not self._items
+
+    async def get(self) -> Any:
+        while not self._items:
+            waiter = self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await waiter
+            finally:
+                self._waiter = None
+        item = self._items.pop(0)
+        if not self._items:
+            self._items = None
+        return item
+
+
+class _Flag:
+    """The part of ``asyncio.Event`` uvicorn uses for ``writable``, allocated lazily."""
+
+    __slots__ = ("_set", "_waiters")
+
+    def __init__(self) -> None:
+        self._set = True
+        self._waiters: list[asyncio.Future[None]] | None = None
+
+    def set(self) -> None:
+        self._set = True
+        waiters, self._waiters = self._waiters, None
+        for waiter in waiters or ():
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def clear(self) -> None:
+        self._set = False
+
+    def is_set(self) -> bool:
+        return self._set
+
+    async def wait(self) -> bool:
+        if not self._set:
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            if self._waiters is None:
+                self._waiters = []
+            self._waiters.append(waiter)
+            await waiter
+        return True
+
 
 HARD_FRAME_CAP = 2 << 20  # bytes; settings.max_ws_frame is at most 1 MiB
 CLOSE_TIMEOUT = 10.0  # seconds to wait for the peer's close frame before aborting
@@ -47,6 +118,8 @@ class HubbubWebSocketProtocol(WebSocketsSansIOProtocol):
         self.conn = ServerProtocol(
             extensions=[], max_size=HARD_FRAME_CAP, logger=logging.getLogger("uvicorn.error")
         )
+        self.queue = _Inbox()  # type: ignore[assignment]
+        self.writable = _Flag()  # type: ignore[assignment]
         #: set by the application: write what is pending, before a close frame
         self.before_close: Callable[[], None] | None = None
 
@@ -65,7 +138,10 @@ class HubbubWebSocketProtocol(WebSocketsSansIOProtocol):
 
     async def send(self, message: Any) -> None:
         await super().send(message)
-        if message["type"] == "websocket.http.response.body" and not message.get("more_body"):
+        if message["type"] == "websocket.accept":
+            # The handshake is done: its request and response are not used again.
+            self.request = self.response = None  # type: ignore[assignment]
+        elif message["type"] == "websocket.http.response.body" and not message.get("more_body"):
             # A refused upgrade (401, 403 with a body) is a finished handshake too;
             # uvicorn would log "returned without completing handshake" otherwise.
             self.handshake_complete = True
