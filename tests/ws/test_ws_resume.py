@@ -114,3 +114,24 @@ async def test_many_clients_resume_at_once(ws_server: LiveServer) -> None:
     results = await asyncio.gather(*(catch_up(accounts[i], positions[i]) for i in order))
     for i, seqs in zip(order, results, strict=True):
         assert seqs == list(range(positions[i] + 1, last + 1))
+
+
+async def test_too_far_behind_then_page_over_rest_then_live(ws_server: LiveServer) -> None:
+    services = ws_server.services
+    services.settings.ws_replay_limit = 5
+    alice = await make_account(services, "far_alice")
+    room = await services.hub.create_room(alice.user, "far")
+    rid = room.conversation.id
+    for i in range(10):
+        await services.hub.post(alice.user, rid, f"old {i}")
+    client = await open_client(ws_server, alice, resume={rid: 0})
+    far = await client.expect("too_far_behind")
+    assert far == {"type": "too_far_behind", "conversation": rid, "last_seq": 11}
+    # the client pages (0, 11] over REST, then live events continue at 12
+    paged = await services.hub.history(alice.user, rid, after=0, limit=50)
+    assert [m.seq for m in paged] == list(range(1, 12))
+    await services.hub.post(alice.user, rid, "new")
+    got = await client.expect("message")
+    assert (got["seq"], got["text"]) == (12, "new")
+    assert [s for c, s in client.seen if c == rid] == [12]
+    await client.close()
