@@ -75,12 +75,10 @@ static void kill_conn(struct conn *c)
 {
     if (c->state == ST_DEAD)
         return;
-    if (c->state == ST_OPEN || c->state == ST_CLOSING) {
-        if (c->state == ST_OPEN) {
-            struct conn *last = g_open[--g_nopen];
-            g_open[c->slot] = last;
-            last->slot = c->slot;
-        }
+    if (c->state == ST_OPEN) { /* leave the room */
+        struct conn *last = g_open[--g_nopen];
+        g_open[c->slot] = last;
+        last->slot = c->slot;
     }
     c->state = ST_DEAD;
     close(c->fd); /* also removes it from the epoll set */
@@ -297,6 +295,10 @@ static void on_readable(struct conn *c)
         return;
     }
     c->in.len += (size_t)n;
+    if (c->state == ST_CLOSING) { /* close sent: ignore what else comes */
+        buf_free(&c->in);
+        return;
+    }
     if (c->state == ST_HTTP)
         on_handshake(c);
     if (c->state == ST_OPEN)
