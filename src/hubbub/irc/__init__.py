@@ -1,0 +1,7 @@
+"""IRC: a sans-I/O client core (:mod:`.client`) and its asyncio connection
+(:mod:`.connection`), shared by per-user networks and the relay bot."""
+
+from .client import Client, State
+from .config import ClientConfig, Sasl, SaslMechanism
+
+__all__ = ["Client", "ClientConfig", "Sasl", "SaslMechanism", "State"]
