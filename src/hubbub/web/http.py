@@ -21,6 +21,7 @@ from .. import __version__
 from .api import api_router
 from .deps import Services
 from .errors import TooLarge, error_response, install_error_handlers
+from .static import static_routes
 
 WEBSOCKET_PATH = "/api/ws"
 MAX_BODY = 1 << 20
@@ -44,6 +45,7 @@ def create_web_app(services: Services, **fastapi_options: Any) -> FastAPI:
     install_error_handlers(app)
     app.include_router(api_router())
     _add_websocket_route(app)
+    app.router.routes.extend(static_routes())  # the web client, when installed
     app.add_middleware(BodyLimit, max_body=MAX_BODY)
     return app
 

@@ -1,0 +1,319 @@
+// Hubbub's web client: boot (who am I?), then the login page or the chat.
+import { html, render } from "htm/preact";
+import { useEffect, useReducer, useRef, useState } from "preact/hooks";
+import * as rest from "./api.js";
+import { Chat } from "./chat.js";
+import { convTitle } from "./format.js";
+import { applyTheme, loadSettings, onSystemTheme, saveSettings } from "./settings.js";
+import { Composer } from "./ui/composer.js";
+import { Icon } from "./ui/icons.js";
+import { Login } from "./ui/login.js";
+import { MessageList } from "./ui/messages.js";
+import { DmDialog, JoinDialog, MemberList, SearchPanel, SettingsDialog } from "./ui/panels.js";
+import { Sidebar } from "./ui/sidebar.js";
+
+let settings = loadSettings();
+applyTheme(settings.theme);
+onSystemTheme(() => applyTheme(settings.theme));
+
+function useChat(chat) {
+  const [, force] = useReducer((n) => n + 1, 0);
+  useEffect(() => chat.subscribe(force), [chat]);
+  // the connection line counts down to the next retry
+  useEffect(() => {
+    const t = setInterval(() => chat.conn.state === "waiting" && force(), 1000);
+    return () => clearInterval(t);
+  }, [chat]);
+}
+
+function notifier(chat) {
+  return (c, m, mentioned) => {
+    const s = chat.settings;
+    const dm = c.kind === "dm" || c.kind === "query";
+    if (!document.hidden || s.notify === "off") return;
+    if (s.notify === "mentions" && !mentioned && !dm) return;
+    if (!("Notification" in window) || Notification.permission !== "granted") return;
+    const title = dm ? m.sender : `${m.sender} in ${convTitle(c)}`;
+    const body = m.kind === "action" ? `* ${m.sender} ${m.text}` : m.text;
+    try {
+      const n = new Notification(title, { body: body.slice(0, 200), tag: "hubbub-" + c.id, icon: "static/icons/icon-192.png" });
+      n.onclick = () => {
+        window.focus();
+        chat.open(c.id);
+        n.close();
+      };
+    } catch {
+      /* some browsers only allow notifications from a service worker */
+    }
+  };
+}
+
+function NotifyBanner({ onDone }) {
+  return html`<div class="banner" role="region" aria-label="Notifications">
+    <span><${Icon} name="at" size=${16} /> Get a desktop notification when someone mentions you or sends you a direct message?</span>
+    <button class="btn small primary" onClick=${async () => { await Notification.requestPermission(); onDone(); }}>Turn on</button>
+    <button class="btn small ghost" onClick=${onDone}>Not now</button>
+  </div>`;
+}
+
+function Header({ chat, c, onMenu, onMembers, membersOpen, onLeave, onSearch }) {
+  const [editing, setEditing] = useState(false);
+  const [topic, setTopic] = useState("");
+  const [error, setError] = useState(null);
+  if (!c) {
+    return html`<header class="conv-head"><button class="icon-btn menu-btn" onClick=${onMenu} aria-label="Open the conversation list" aria-controls="sidebar"><${Icon} name="menu" /></button><h1 class="conv-title">Hubbub</h1></header>`;
+  }
+  const room = c.kind === "room" || c.kind === "channel";
+  const peerOnline = !room && c.members?.some((m) => m.name === c.peer && m.online);
+  async function save(e) {
+    e.preventDefault();
+    try {
+      await chat.setTopic(c, topic);
+      setEditing(false);
+      setError(null);
+    } catch (err) {
+      setError(err.message);
+    }
+  }
+  return html`<header class="conv-head">
+    <button class="icon-btn menu-btn" onClick=${onMenu} aria-label="Open the conversation list" aria-controls="sidebar">
+      <${Icon} name="menu" />${chat.totalUnread() - c.unread > 0 && html`<i class="menu-dot" aria-hidden="true"></i>`}</button>
+    <div class="conv-head-text">
+      <h1 class="conv-title">${room ? html`<span class="hash" aria-hidden="true">#</span>${c.name}` : c.peer || c.name}
+        ${!room && html`<span class=${"presence-label" + (peerOnline ? " on" : "")}>${peerOnline ? "online" : "offline"}</span>`}</h1>
+      ${editing
+        ? html`<form class="topic-form" onSubmit=${save}><input value=${topic} aria-label="Topic" maxlength="400"
+            onInput=${(e) => setTopic(e.currentTarget.value)} onKeyDown=${(e) => e.key === "Escape" && (e.stopPropagation(), setEditing(false))} />
+            <button class="btn small primary">Save</button><button type="button" class="btn small ghost" onClick=${() => setEditing(false)}>Cancel</button>
+            ${error && html`<span class="form-error">${error}</span>`}</form>`
+        : room
+          ? html`<button class="topic" title=${c.topic ? "Edit the topic" : "Set a topic"} onClick=${() => { setTopic(c.topic); setEditing(true); }}>
+              ${c.topic || html`<span class="muted">Set a topic</span>`}</button>`
+          : null}
+    </div>
+    <div class="head-actions">
+      <button class="icon-btn" onClick=${onSearch} aria-label="Search" title="Search"><${Icon} name="search" /></button>
+      <button class=${"icon-btn" + (membersOpen ? " pressed" : "")} onClick=${onMembers} aria-label="Members" aria-pressed=${membersOpen} aria-controls="members" title="Members">
+        <${Icon} name="users" />${c.members && html`<small class="count">${c.members.filter((m) => m.online).length}/${c.members.length}</small>`}</button>
+      ${room && html`<button class="icon-btn" onClick=${onLeave} aria-label=${"Leave #" + c.name} title="Leave room"><${Icon} name="door" /></button>`}
+    </div>
+  </header>`;
+}
+
+function Empty({ onJoin, onDm }) {
+  return html`<div class="empty-main"><div>
+    <${Icon} name="chat" size=${48} />
+    <h2>Welcome to Hubbub</h2>
+    <p>Join a room or start a direct message.</p>
+    <p><button class="btn primary" onClick=${onJoin}>Join or create a room</button> <button class="btn" onClick=${onDm}>Message someone</button></p>
+  </div></div>`;
+}
+
+function App({ chat, onLogout }) {
+  useChat(chat);
+  const [panel, setPanel] = useState(null); // join | dm | search | settings
+  const [searchQuery, setSearchQuery] = useState("");
+  const [drawer, setDrawer] = useState(false);
+  const [members, setMembers] = useState(() => window.innerWidth > 1100);
+  const [flash, setFlash] = useState(null);
+  const [, setS] = useState(settings);
+  const [askNotify, setAskNotify] = useState(false);
+  const composer = useRef();
+  const c = chat.current;
+
+  const pick = (id) => {
+    chat.open(id);
+    setDrawer(false);
+    setFlash(null);
+    if (window.innerWidth > 760) requestAnimationFrame(() => composer.current?.focus());
+  };
+
+  // the hash names the open conversation: #/c/12 (back and forward work)
+  useEffect(() => {
+    const fromHash = () => {
+      const m = location.hash.match(/^#\/c\/(\d+)$/);
+      if (m && chat.convs.has(Number(m[1]))) chat.open(Number(m[1]));
+    };
+    fromHash();
+    window.addEventListener("hashchange", fromHash);
+    return () => window.removeEventListener("hashchange", fromHash);
+  }, []);
+  useEffect(() => {
+    if (c && location.hash !== "#/c/" + c.id) history.replaceState(null, "", "#/c/" + c.id);
+  }, [c?.id]);
+
+  // title: unread count, then the conversation
+  const unread = chat.totalUnread();
+  useEffect(() => {
+    document.title = `${unread ? `(${unread}) ` : ""}${c ? convTitle(c) + " · " : ""}Hubbub`;
+  });
+
+  // ask for notifications politely: once, after the first message arrives, never on load
+  useEffect(() => {
+    if (!("Notification" in window) || Notification.permission !== "default" || settings.notifyAsked || settings.notify === "off") return;
+    const t = setTimeout(() => setAskNotify(true), 4000);
+    return () => clearTimeout(t);
+  }, []);
+
+  // reading: mark read when the tab comes back and the list is at the bottom
+  useEffect(() => {
+    const vis = () => document.visibilityState === "visible" && chat.atBottom && chat.markRead(chat.current);
+    document.addEventListener("visibilitychange", vis);
+    window.addEventListener("focus", vis);
+    return () => {
+      document.removeEventListener("visibilitychange", vis);
+      window.removeEventListener("focus", vis);
+    };
+  }, []);
+
+  // keyboard: Alt+Up/Down between conversations, Esc closes, Ctrl+K searches
+  useEffect(() => {
+    const onKey = (e) => {
+      if (e.altKey && (e.key === "ArrowUp" || e.key === "ArrowDown")) {
+        e.preventDefault();
+        const list = chat.sorted();
+        if (!list.length) return;
+        let i = list.findIndex((x) => x.id === chat.active);
+        i = e.key === "ArrowUp" ? (i <= 0 ? list.length - 1 : i - 1) : (i + 1) % list.length;
+        pick(list[i].id);
+        requestAnimationFrame(() => composer.current?.focus());
+      } else if ((e.ctrlKey || e.metaKey) && e.key.toLowerCase() === "k") {
+        e.preventDefault();
+        setSearchQuery("");
+        setPanel("search");
+      } else if (e.key === "Escape") {
+        if (panel) setPanel(null);
+        else if (drawer) setDrawer(false);
+        else if (members && window.innerWidth <= 1100) setMembers(false);
+        else composer.current?.focus();
+      }
+    };
+    window.addEventListener("keydown", onKey);
+    return () => window.removeEventListener("keydown", onKey);
+  }, [panel, drawer, members]);
+
+  function changeSettings(next) {
+    settings = next;
+    saveSettings(next);
+    applyTheme(next.theme);
+    document.documentElement.classList.toggle("compact", !!next.compact);
+    chat.setSettings(next);
+    setS(next);
+  }
+  useEffect(() => document.documentElement.classList.toggle("compact", !!settings.compact), []);
+
+  async function leave() {
+    if (!c) return;
+    if (!confirm(`Leave #${c.name}?`)) return;
+    try {
+      await chat.leave(c);
+    } catch (err) {
+      chat.notice(c.id, `Could not leave: ${err.message}`, "error");
+    }
+  }
+
+  async function pickResult(m) {
+    setPanel(null);
+    const target = chat.convs.get(m.conversation);
+    if (!target) return;
+    pick(target.id);
+    await chat.reveal(target, m.seq);
+    chat.atBottom = false;
+    setFlash(m.seq);
+  }
+
+  const ui = { search: (q) => { setSearchQuery(q); setPanel("search"); } };
+  const doneAsking = () => {
+    setAskNotify(false);
+    changeSettings({ ...settings, notifyAsked: true });
+  };
+
+  return html`<div class=${"shell" + (members && c ? " with-members" : "")}>
+    <${Sidebar} chat=${chat} open=${drawer} onPick=${pick} onJoin=${() => setPanel("join")} onDm=${() => setPanel("dm")}
+      onSettings=${() => setPanel("settings")} onSearch=${() => { setSearchQuery(""); setPanel("search"); }} onLogout=${onLogout} />
+    ${drawer && html`<div class="scrim" onClick=${() => setDrawer(false)} aria-hidden="true"></div>`}
+    <main class="main" aria-label=${c ? convTitle(c) : "Hubbub"}>
+      <${Header} chat=${chat} c=${c} onMenu=${() => setDrawer(true)} membersOpen=${members} onMembers=${() => setMembers(!members)}
+        onLeave=${leave} onSearch=${() => { setSearchQuery(""); setPanel("search"); }} />
+      ${askNotify && html`<${NotifyBanner} onDone=${doneAsking} />`}
+      ${c ? html`<${MessageList} key=${c.id} chat=${chat} c=${c} flashSeq=${flash} />`
+        : html`<${Empty} onJoin=${() => setPanel("join")} onDm=${() => setPanel("dm")} />`}
+      <${Composer} chat=${chat} c=${c} ui=${ui} inputRef=${composer} />
+    </main>
+    ${c && html`<${MemberList} chat=${chat} c=${c} open=${members} onClose=${() => setMembers(false)}
+      onDm=${async (n) => { try { await chat.openDm(n); setMembers(window.innerWidth > 1100); } catch (err) { chat.notice(c.id, err.message, "error"); } }} />`}
+    ${panel === "join" && html`<${JoinDialog} chat=${chat} onClose=${() => setPanel(null)} />`}
+    ${panel === "dm" && html`<${DmDialog} chat=${chat} onClose=${() => setPanel(null)} />`}
+    ${panel === "search" && html`<${SearchPanel} chat=${chat} initial=${searchQuery} onClose=${() => setPanel(null)} onPick=${pickResult} />`}
+    ${panel === "settings" && html`<${SettingsDialog} chat=${chat} settings=${settings} onChange=${changeSettings} onClose=${() => setPanel(null)} onLogout=${onLogout} />`}
+  </div>`;
+}
+
+function Root() {
+  const [me, setMe] = useState(undefined); // undefined: asking; null: logged out
+  const [chat, setChat] = useState(null);
+  const [notice, setNotice] = useState(null);
+
+  useEffect(() => {
+    rest.get("me").then(
+      (r) => setMe(r.user),
+      (err) => {
+        if (err.code !== "unauthorized") setNotice(`The server could not be reached (${err.message}).`);
+        setMe(null);
+      },
+    );
+  }, []);
+
+  useEffect(() => {
+    if (!me) return;
+    const instance = new Chat({ me, settings, onNotify: null });
+    instance.onNotify = notifier(instance);
+    const unsub = instance.subscribe(() => {
+      if (instance.conn.state === "revoked") {
+        instance.stop();
+        instance.forget();
+        setNotice("Your session ended (logged out elsewhere, or the password changed). Log in again.");
+        setChat(null);
+        setMe(null);
+      }
+    });
+    setChat(instance);
+    instance.start();
+    window.hubbub = instance; // for the curious and for tests
+    return () => {
+      unsub();
+      instance.stop();
+    };
+  }, [me]);
+
+  async function logout() {
+    const pending = chat?.outbox.entries.length || 0;
+    if (pending && !confirm(`${pending} message${pending === 1 ? " is" : "s are"} not sent yet and will be lost. Log out anyway?`)) return;
+    try {
+      await rest.post("logout");
+    } catch {
+      /* the cookie is cleared by the server when it answers; go on */
+    }
+    if (chat) {
+      chat.stop();
+      await chat.forget();
+    }
+    setNotice("You are logged out.");
+    setChat(null);
+    setMe(null);
+  }
+
+  if (me === undefined) return html`<div class="boot" role="status">Loading Hubbub…</div>`;
+  if (!me) return html`<${Login} notice=${notice} onLogin=${(user, created) => { setNotice(created && user.role === "admin" ? "" : null); setMe(user); }} />`;
+  if (!chat) return html`<div class="boot" role="status">Loading Hubbub…</div>`;
+  return html`<${App} chat=${chat} onLogout=${logout} />`;
+}
+
+render(html`<${Root} />`, document.getElementById("app"));
+
+// keep the layout above an on-screen keyboard where the browser does not resize it
+if (window.visualViewport) {
+  const fit = () => document.documentElement.style.setProperty("--vvh", `${window.visualViewport.height}px`);
+  window.visualViewport.addEventListener("resize", fit);
+  fit();
+}

@@ -1,0 +1,119 @@
+"""The web client: ``index.html`` at ``/`` and its assets under ``/static/``.
+
+The page lives in ``hubbub/static/`` (shipped as package data). It refers to
+everything by relative URLs, resolved against a ``<base href>`` that this
+module writes into the page from the request's ``root_path``. So the same
+files work at ``/`` and under a prefix such as ``/chat/`` (configured, or
+from a trusted proxy's ``X-Request-Base``, see :mod:`hubbub.web.proxy`).
+
+Rules:
+
+- ``/`` (and ``/index.html``) answer the page with ``Cache-Control: no-cache``
+  and a Content-Security-Policy: scripts only from this origin plus the inline
+  import map (allowed by its hash), no plugins, no framing by other sites.
+- ``/static/...`` are the files themselves, revalidated by ETag
+  (``no-cache``) so an upgrade of Hubbub is seen at the next load, except the
+  vendored packages, whose names carry their version and are cached for a day.
+- Without a built client (``index.html`` missing) nothing is routed here and
+  the app keeps its placeholder page.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+import re
+from pathlib import Path
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import Receive, Scope, Send
+
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+_IMPORTMAP = re.compile(r'<script type="importmap">(.*?)</script>', re.S)
+_BASE_MARK = "<!--base-->"
+
+
+class ClientPage:
+    """``index.html`` with its ``<base href>`` set to the request's base path."""
+
+    def __init__(self, directory: Path) -> None:
+        self.template = (directory / "index.html").read_text(encoding="utf-8")
+        self.csp = content_security_policy(self.template)
+
+    def base_of(self, request: Request) -> str:
+        root = str(request.scope.get("root_path") or "").rstrip("/")
+        return root + "/"
+
+    async def respond(self, request: Request) -> Response:
+        base = self.base_of(request)
+        body = self.template.replace(
+            _BASE_MARK, f'<base href="{html.escape(base, quote=True)}">', 1
+        )
+        return HTMLResponse(
+            body,
+            headers={
+                "Cache-Control": "no-cache",
+                "Content-Security-Policy": self.csp,
+                "X-Content-Type-Options": "nosniff",
+                "Referrer-Policy": "same-origin",
+            },
+        )
+
+
+def content_security_policy(page: str) -> str:
+    hashes = " ".join(
+        "'sha256-" + base64.b64encode(hashlib.sha256(m.encode()).digest()).decode() + "'"
+        for m in _IMPORTMAP.findall(page)
+    )
+    return "; ".join(
+        [
+            "default-src 'self'",
+            f"script-src 'self' {hashes}".strip(),
+            "style-src 'self'",
+            "img-src 'self' data: blob:",
+            "connect-src 'self'",
+            "manifest-src 'self'",
+            "object-src 'none'",
+            "base-uri 'self'",
+            "frame-ancestors 'self'",
+            "form-action 'self'",
+        ]
+    )
+
+
+class Assets(StaticFiles):
+    """Static files with a cache policy: revalidate ours, keep vendored ones a day."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = str(scope.get("path", ""))
+        cache = "public, max-age=86400" if "/vendor/" in path else "no-cache"
+
+        async def send_with_cache(message: dict) -> None:  # type: ignore[type-arg]
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers.append((b"cache-control", cache.encode()))
+                headers.append((b"x-content-type-options", b"nosniff"))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await super().__call__(scope, receive, send_with_cache)
+
+
+def static_routes(directory: Path = STATIC_DIR) -> list[BaseRoute]:
+    """The routes of the web client, or none when it is not installed."""
+    if not (directory / "index.html").is_file():
+        return []
+    page = ClientPage(directory)
+
+    async def to_root(request: Request) -> Response:
+        return RedirectResponse(page.base_of(request), status_code=308)
+
+    return [
+        Route("/", page.respond, methods=["GET", "HEAD"], name="client", include_in_schema=False),
+        Route("/index.html", to_root, methods=["GET", "HEAD"], include_in_schema=False),
+        Mount("/static", app=Assets(directory=directory), name="static"),
+    ]
