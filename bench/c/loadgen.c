@@ -26,6 +26,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
+#include <stddef.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -239,21 +240,45 @@ static int parse_bench_text(const char *p, const char *end, uint64_t *ts, int *s
     return 1;
 }
 
-/* The value after "key" (pattern with quotes) followed by optional spaces and a colon. */
-static const char *find_key(const char *p, size_t n, const char *pat, size_t pl)
+/* Where pat (a quoted key) occurs in p[0..n), or NULL. glibc's memmem sets up
+ * a table per call, which cost most of the load generator's time; frames are
+ * short and keys start with a quote, so memchr on the quote is enough. */
+static const char *find_pat(const char *p, size_t n, const char *pat, size_t pl)
 {
     const char *end = p + n, *s = p;
-    while ((s = memmem(s, (size_t)(end - s), pat, pl))) {
-        const char *v = s + pl;
-        while (v < end && *v == ' ')
-            v++;
-        if (v < end && *v == ':') {
-            v++;
-            while (v < end && *v == ' ')
-                v++;
+    while (s + pl <= end && (s = memchr(s, '"', (size_t)(end - s - (ptrdiff_t)pl + 1)))) {
+        if (memcmp(s, pat, pl) == 0)
+            return s;
+        s++;
+    }
+    return NULL;
+}
+
+/* The value after a key at s, if a colon follows it. */
+static const char *key_value(const char *s, const char *end, size_t pl)
+{
+    const char *v = s + pl;
+    while (v < end && *v == ' ')
+        v++;
+    if (v >= end || *v != ':')
+        return NULL;
+    for (v++; v < end && *v == ' ';)
+        v++;
+    return v;
+}
+
+/* The value of "key" (pat, with its quotes) in a JSON object. *hint: where the
+ * key was last time, tried first (frames of one server look alike). */
+static const char *find_key(const char *p, size_t n, const char *pat, size_t pl, size_t *hint)
+{
+    const char *end = p + n, *v;
+    if (*hint + pl <= n && memcmp(p + *hint, pat, pl) == 0 && (v = key_value(p + *hint, end, pl)))
+        return v;
+    for (const char *s = p; (s = find_pat(s, (size_t)(end - s), pat, pl)); s += pl) {
+        if ((v = key_value(s, end, pl))) {
+            *hint = (size_t)(s - p);
             return v;
         }
-        s += pl;
     }
     return NULL;
 }
@@ -265,14 +290,15 @@ static void on_text(struct lconn *c, const char *p, size_t n)
         o_verbose--;
         fprintf(stderr, "loadgen: conn %d got %.*s\n", (int)(c - g_c), (int)(n > 300 ? 300 : n), p);
     }
-    const char *t = find_key(p, n, "\"type\"", 6);
+    static size_t type_hint, text_hint;
+    const char *t = find_key(p, n, "\"type\"", 6, &type_hint);
     if (!t || t >= end || *t != '"') {
         n_other_frames++;
         return;
     }
     t++;
     if (end - t > 8 && memcmp(t, "message\"", 8) == 0) {
-        const char *x = find_key(p, n, "\"text\"", 6);
+        const char *x = find_key(p, n, "\"text\"", 6, &text_hint);
         uint64_t ts, i;
         int s;
         if (!x || x >= end || *x != '"' || !parse_bench_text(x + 1, end, &ts, &s, &i)) {
