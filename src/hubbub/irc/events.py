@@ -40,7 +40,7 @@ class Message:
     kind: MessageKind
     time: datetime
     msgid: str | None = None
-    tags: Mapping[str, str] = field(default=_NO_TAGS, compare=False)
+    tags: Mapping[str, str] = field(default_factory=lambda: _NO_TAGS, compare=False)
     is_echo: bool = False
     own: bool = False
     is_channel: bool = False
