@@ -39,6 +39,12 @@ class Harness:
         self.events.extend(got)
         return got
 
+    def tick(self) -> list[Event]:
+        self.client.tick()
+        got = self.client.events_received()
+        self.events.extend(got)
+        return got
+
     def sent(self) -> list[str]:
         """Every line the throttle lets out now, decoded, without CRLF."""
         data = self.client.data_to_send()
@@ -68,7 +74,7 @@ def registered(nick: str = "me", caps: str = "", isupport: str = "", **config: o
     h.feed(f":srv CAP * LS :{caps}")
     req = h.drain()
     if caps and req and req[0].startswith("CAP REQ"):
-        h.feed(f":srv CAP * ACK :{req[0].split(':', 1)[1]}")
+        h.feed(f":srv CAP * ACK :{req[0].removeprefix('CAP REQ ').lstrip(':')}")
         h.drain()
     h.feed(f":srv 001 {nick} :Welcome")
     if isupport:

@@ -121,7 +121,8 @@ class Client:
         self.close_reason: str | None = None
         self._buffer = lines.LineBuffer()
         self._events: list[Event] = []
-        self._queue: deque[tuple[bytes, bool]] = deque()
+        self._queue: deque[bytes] = deque()
+        self._urgent: deque[bytes] = deque()
         self._bucket = TokenBucket(config.throttle_burst, config.throttle_interval)
         self._ctcp_bucket = ctcp.reply_limiter()
         self._ls: dict[str, str] = {}
@@ -188,28 +189,26 @@ class Client:
         return events
 
     def data_to_send(self) -> bytes:
-        """The lines that may go now under the throttle (urgent ones always)."""
+        """The lines that may go now: urgent ones always, the rest under the throttle."""
         out = bytearray()
+        while self._urgent:
+            out += self._urgent.popleft()
         now = self.clock()
-        while self._queue:
-            data, urgent = self._queue[0]
-            if not urgent and not self._bucket.take(now):
-                break
-            self._queue.popleft()
-            out += data
+        while self._queue and self._bucket.take(now):
+            out += self._queue.popleft()
         return bytes(out)
 
     def send_delay(self) -> float | None:
         """Seconds until :meth:`data_to_send` has more; None when nothing waits."""
+        if self._urgent:
+            return 0.0
         if not self._queue:
             return None
-        if self._queue[0][1]:
-            return 0.0
         return self._bucket.delay(self.clock())
 
     @property
     def pending_lines(self) -> int:
-        return len(self._queue)
+        return len(self._queue) + len(self._urgent)
 
     def connection_lost(self, reason: str) -> None:
         if self.state is not State.CLOSED:
@@ -271,6 +270,8 @@ class Client:
     def send_raw(self, text: str) -> None:
         """Queue a raw line (``/quote``); it must parse and fit in one line."""
         self._require_open()
+        if any(c in text for c in "\r\n\x00"):
+            raise ValueError("CR, LF or NUL inside a raw line")
         try:
             line = lines.parse(text.encode())
         except ProtocolError as exc:
@@ -347,7 +348,7 @@ class Client:
         self._enqueue(build(command, params, tags=tags))
 
     def _enqueue(self, line: Line) -> None:
-        if len(self._queue) >= self.config.max_queue:
+        if self.pending_lines >= self.config.max_queue:
             raise SendQueueFull(f"{len(self._queue)} lines wait to be sent")
         data = lines.encode(line)
         body = len(data) - lines.tags_size(line.tags)
@@ -356,7 +357,7 @@ class Client:
         urgent = line.command in URGENT or (
             self.state is State.REGISTERING and line.command == "NICK"
         )
-        self._queue.append((data, urgent))
+        (self._urgent if urgent else self._queue).append(data)
 
     def _say(
         self, command: str, target: str, text: str, kind: MessageKind, tags: dict[str, str] | None
@@ -426,12 +427,11 @@ class Client:
         old_nick = self.nick
         if command in ("QUIT", "NICK") and line.source:
             before = self._channels_of(self._source_nick(line))
+        state_error: Exception | None = None
         try:
             self.server.parse_tokens(line)
         except (IndexError, KeyError, ValueError, AttributeError) as exc:
-            self._events.append(
-                Error(f"state update failed ({type(exc).__name__})", line.format()[:512])
-            )
+            state_error = exc
         handler = getattr(self, f"_on_{command.lower()}", None)
         produced: list[Event] = []
         if handler is not None:
@@ -443,6 +443,8 @@ class Client:
                 )
             ]
         self._route(line, produced)
+        if state_error is not None:  # the handler coped; report the line once
+            raise state_error
 
     def _route(self, line: Line, produced: list[Event]) -> None:
         tags = line.tags or {}
@@ -856,7 +858,7 @@ class Client:
         tags = line.tags or {}
         target, text = line.params[0], line.params[1]
         when = self._time(line)
-        is_server = not line.source or ("!" not in line.source and "." in line.source)
+        is_server = not line.source or "!" not in line.source
         nick = self._source_nick(line) if not is_server or not line.source else line.source
         own = not is_server and self._is_me(nick)
         bare = target.lstrip("".join(self.server.isupport.statusmsg))
