@@ -118,7 +118,10 @@ class Client:
         self.server = Server("irc")
         self.caps: set[str] = set()
         self.wanted_nick = config.nick
-        self.close_reason: str | None = None
+        #: Why the session ended, and whether reconnecting may help (set when CLOSED).
+        self.close_reason_text = ""
+        self.retry = True
+        self._quitting = False
         self._buffer = lines.LineBuffer()
         self._events: list[Event] = []
         self._queue: deque[bytes] = deque()
@@ -317,7 +320,7 @@ class Client:
     def quit(self, reason: str = "") -> None:
         if self.state in (State.REGISTERING, State.REGISTERED):
             self._send("QUIT", [reason] if reason else [])
-            self.close_reason = "quit"
+            self._quitting = True
 
     def chathistory(self, target: str, anchor: Anchor | None, limit: int = 100) -> str | None:
         """Ask for the messages after ``anchor`` (or the latest); None without chathistory."""
@@ -510,7 +513,7 @@ class Client:
 
     def _on_error(self, line: Line, *_: object) -> list[Event]:
         reason = line.params[-1] if line.params else "ERROR"
-        self._close(f"server error: {reason}", retry=self.close_reason != "quit")
+        self._close(f"server error: {reason}", retry=not self._quitting)
         return []
 
     def _on_cap(self, line: Line, *_: object) -> list[Event]:
@@ -665,7 +668,7 @@ class Client:
 
     def _abort(self, reason: str) -> None:
         self._send("QUIT", [reason])
-        self.close_reason = "quit"
+        self._quitting = True
         self._close(reason, retry=False)
 
     def _fail(self, reason: str) -> None:
@@ -676,6 +679,7 @@ class Client:
         if self.state is State.CLOSED:
             return
         self.state = State.CLOSED
+        self.close_reason_text, self.retry = reason, retry
         self._batches.clear()
         self._events.append(Disconnected(reason, retry))
 
