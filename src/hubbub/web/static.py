@@ -30,7 +30,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 _IMPORTMAP = re.compile(r'<script type="importmap">(.*?)</script>', re.S)
@@ -92,7 +92,7 @@ class Assets(StaticFiles):
         path = str(scope.get("path", ""))
         cache = "public, max-age=86400" if "/vendor/" in path else "no-cache"
 
-        async def send_with_cache(message: dict) -> None:  # type: ignore[type-arg]
+        async def send_with_cache(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 headers.append((b"cache-control", cache.encode()))

@@ -5,6 +5,7 @@
 const DB = "hubbub";
 const STORE = "kv";
 let dbPromise = null;
+let db = null; // once open: used directly, so a write at pagehide starts at once
 
 function open() {
   if (!dbPromise) {
@@ -17,7 +18,10 @@ function open() {
         return;
       }
       req.onupgradeneeded = () => req.result.createObjectStore(STORE);
-      req.onsuccess = () => resolve(req.result);
+      req.onsuccess = () => {
+        db = req.result;
+        resolve(db);
+      };
       req.onerror = () => resolve(null);
       req.onblocked = () => resolve(null);
     });
@@ -26,9 +30,12 @@ function open() {
 }
 
 function run(mode, fn) {
-  return open().then(
-    (db) =>
-      new Promise((resolve) => {
+  if (db) return transact(db, mode, fn);
+  return open().then((opened) => transact(opened, mode, fn));
+}
+
+function transact(db, mode, fn) {
+  return new Promise((resolve) => {
         if (!db) return resolve(undefined);
         try {
           const tx = db.transaction(STORE, mode);
@@ -38,8 +45,7 @@ function run(mode, fn) {
         } catch {
           resolve(undefined);
         }
-      }),
-  );
+  });
 }
 
 export const cacheGet = (key) => run("readonly", (s) => s.get(key));

@@ -50,6 +50,9 @@ export class Chat {
       },
     });
     this._tick = setInterval(() => this.expireTyping(), 1000);
+    this._flush = () => this.flushCache();
+    window.addEventListener("pagehide", this._flush);
+    document.addEventListener("visibilitychange", this._flush);
   }
 
   // --- plumbing ----------------------------------------------------------------
@@ -81,6 +84,8 @@ export class Chat {
 
   stop() {
     clearInterval(this._tick);
+    window.removeEventListener("pagehide", this._flush);
+    document.removeEventListener("visibilitychange", this._flush);
     this.client.stop();
     this.flushCache();
   }
@@ -110,11 +115,13 @@ export class Chat {
 
   markDirty(c) {
     this.dirty.add(c.id);
-    clearTimeout(this._cacheTimer);
-    this._cacheTimer = setTimeout(() => this.flushCache(), 400);
+    if (this._cacheTimer) return; // at most one write per conversation every 150 ms
+    this._cacheTimer = setTimeout(() => this.flushCache(), 150);
   }
 
   flushCache() {
+    clearTimeout(this._cacheTimer);
+    this._cacheTimer = null;
     for (const id of this.dirty) {
       const c = this.convs.get(id);
       if (!c) continue;

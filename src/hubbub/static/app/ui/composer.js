@@ -141,17 +141,17 @@ export function Composer({ chat, c, ui, inputRef }) {
   const typing = c ? [...c.typing.keys()] : [];
   const typingText =
     typing.length === 0 ? "" : typing.length === 1 ? `${typing[0]} is typing…` : typing.length === 2 ? `${typing[0]} and ${typing[1]} are typing…` : "Several people are typing…";
-  const placeholder = c ? `Message ${convTitle(c)}` : "Join a room to start chatting";
+  const placeholder = c ? `Message ${convTitle(c)}` : "Type /join #room, or pick a conversation";
   return html`<div class="composer-wrap">
     <div class="typing" aria-live="polite">${typingText && html`<span class="typing-dots" aria-hidden="true"><i></i><i></i><i></i></span>`}${typingText}</div>
     ${error && html`<p class="composer-error" role="alert" id="composer-error">${error}</p>`}
     <form class="composer" onSubmit=${(e) => { e.preventDefault(); submit(); }}>
-      <textarea ref=${ref} id="composer" rows="1" value=${text} placeholder=${placeholder} disabled=${!c}
+      <textarea ref=${ref} id="composer" rows="1" value=${text} placeholder=${placeholder}
         aria-label=${placeholder} aria-describedby=${error ? "composer-error" : undefined}
         aria-invalid=${error ? "true" : undefined}
         enterkeyhint="send" autocomplete="off" spellcheck="true"
         onInput=${(e) => update(e.currentTarget.value)} onKeyDown=${onKeyDown}></textarea>
-      <button class="send-btn" type="submit" aria-label="Send" disabled=${!c || !text.trim()}><${Icon} name="send" size=${20} /></button>
+      <button class="send-btn" type="submit" aria-label="Send" disabled=${!text.trim()}><${Icon} name="send" size=${20} /></button>
     </form>
   </div>`;
 }

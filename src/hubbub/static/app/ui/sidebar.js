@@ -18,16 +18,17 @@ export function ConnectionState({ chat }) {
   const { state, info } = chat.conn;
   let detail = "";
   if (state === "waiting") {
-    if (!navigator.onLine) detail = "no network — messages you send will wait";
+    if (!navigator.onLine) detail = "No network";
     else {
       const s = Math.max(0, Math.round((info.retryAt - Date.now()) / 1000));
-      detail = `${info.reason || "connection lost"}${s > 0 ? ` — retrying in ${s}s` : " — retrying"}`;
+      detail = s > 0 ? `Retrying in ${s}s` : "Retrying…";
     }
   }
   const queued = chat.outbox.entries.filter((e) => e.state !== "failed").length;
   return html`<div class=${"conn conn-" + state} role="status" aria-live="polite" data-state=${state}>
     <span class="conn-dot" aria-hidden="true"></span>
-    <span class="conn-text">${STATE_TEXT[state] || state}${detail && html`<small>${detail}</small>`}
+    <span class="conn-text"><span>${STATE_TEXT[state] || state}${detail && html` · ${detail}`}</span>
+      ${state === "waiting" && info.reason && navigator.onLine && html`<small>${info.reason}</small>`}
       ${queued > 0 && html`<small>${queued} message${queued === 1 ? "" : "s"} waiting to send</small>`}</span>
     ${state === "waiting" && navigator.onLine &&
     html`<button class="btn small" onClick=${() => chat.client.reconnectNow()}>Retry now</button>`}

@@ -1,0 +1,321 @@
+"""The web client in Chromium against a real Hubbub: live chat, reload, offline
+queue, server restart, escaping, phone layout, keyboard."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from playwright.sync_api import WebSocketRoute, expect
+
+from conftest import Hub, Session, unique
+from testenv import scaled
+
+
+def room_with(owner: Session, *others: Session) -> str:
+    """A new room made by ``owner`` through the composer, joined by ``others``."""
+    room = unique("room")
+    owner.type(f"/join #{room}")
+    expect(owner.page.locator(".conv-title")).to_contain_text(room)
+    for s in others:
+        s.type(f"/join {room}")
+        expect(s.page.locator(".conv-title")).to_contain_text(room)
+    return room
+
+
+def history(hub: Hub, name: str, room: str) -> list[str]:
+    with hub.api(name) as api:
+        conv = next(c for c in api.get("conversations").json() if c["name"] == room)
+        return [
+            m["text"]
+            for m in api.get(f"conversations/{conv['id']}/messages?limit=200").json()["messages"]
+        ]
+
+
+def test_two_users_chat_live_in_a_room_and_a_dm(sessions: Any) -> None:
+    alice, bob = sessions(unique("alice")), sessions(unique("bob"))
+    room_with(alice, bob)
+
+    alice.type(f"hello {bob.name}, see https://example.org/a?b=1.")
+    message = bob.page.locator(".msg", has_text="hello").last
+    expect(message).to_be_visible()
+    expect(message.locator("mark.mention")).to_have_text(bob.name)  # mentions highlighted
+    link = message.locator("a.link")
+    expect(link).to_have_attribute("href", "https://example.org/a?b=1")
+    expect(link).to_have_attribute("rel", re.compile(r"\bnoopener\b"))
+    expect(link).to_have_attribute("target", "_blank")
+
+    bob.page.locator("#composer").press_sequentially("hi there", delay=10)
+    expect(alice.page.locator(".typing")).to_contain_text(f"{bob.name} is typing")
+    bob.page.locator("#composer").press("Enter")
+    expect(alice.page.locator(".msg .text", has_text="hi there")).to_have_count(1)
+    bob.type("/me waves")
+    expect(alice.page.locator(".msg.kind-action")).to_contain_text(f"{bob.name} waves")
+
+    # a DM: alice writes with /msg; bob gets the conversation, unread, and answers
+    alice.type(f"/msg {bob.name} psst, a secret")
+    expect(alice.page.locator(".conv-title")).to_contain_text(bob.name)
+    dm = bob.page.locator("nav .conv", has_text=alice.name)
+    expect(dm.locator(".badge")).to_have_text("1")
+    dm.click()
+    expect(bob.page.locator(".msg .text", has_text="psst, a secret")).to_have_count(1)
+    expect(dm.locator(".badge")).to_have_count(0)
+    bob.type("got it")
+    expect(alice.page.locator(".msg .text", has_text="got it")).to_have_count(1)
+    assert alice.texts().count("psst, a secret") == 1
+
+
+def test_unknown_command_is_a_clear_error_and_help_lists_commands(sessions: Any) -> None:
+    alice = sessions()
+    room_with(alice)
+    alice.type("/frobnicate now")
+    expect(alice.page.locator("#composer-error")).to_have_text(
+        "Unknown command /frobnicate. Type /help for the list."
+    )
+    expect(alice.page.locator("#composer")).to_have_value("/frobnicate now")  # kept to fix
+    alice.type("/help")
+    expect(alice.page.locator(".local-notice")).to_contain_text("/topic")
+    alice.type("/topic All about testing")
+    expect(alice.page.locator(".conv-head .topic")).to_have_text("All about testing")
+    expect(alice.page.locator(".msg.kind-topic")).to_contain_text("All about testing")
+
+
+def test_reload_shows_the_conversation_and_catches_up(sessions: Any, hub: Hub) -> None:
+    alice = sessions()
+    room = room_with(alice)
+    for i in range(5):
+        alice.type(f"before reload {i}")
+    expect(alice.page.locator(".msg .text", has_text="before reload 4")).to_have_count(1)
+    alice.page.wait_for_timeout(600)  # the cache is written within 0.4 s
+
+    # while the page reloads, someone else writes: the page shows the cached
+    # messages, then catches up from its position, with no duplicate
+    with hub.api(unique("carol")) as carol:
+        conv = carol.post("rooms/join", json={"name": room}).json()
+        alice.page.reload()
+        expect(alice.page.locator(".msg .text", has_text="before reload 4")).to_have_count(1)
+        carol.post(f"conversations/{conv['id']}/messages", json={"text": "while you were away"})
+    expect(alice.page.locator(".msg .text", has_text="while you were away")).to_have_count(1)
+    texts = alice.texts()
+    assert [t for t in texts if t.startswith("before reload")] == [
+        f"before reload {i}" for i in range(5)
+    ]
+
+
+def test_offline_messages_are_queued_then_sent_once_in_order(sessions: Any, hub: Hub) -> None:
+    alice, bob = sessions(), sessions()
+    room = room_with(alice, bob)
+    alice.type("online first")
+    expect(bob.page.locator(".msg .text", has_text="online first")).to_have_count(1)
+
+    alice.context.set_offline(True)
+    expect(alice.page.locator(".conn")).to_have_attribute("data-state", "waiting")
+    sent = [f"offline {i}" for i in range(3)]
+    for text in sent:
+        alice.type(text)
+    expect(alice.page.locator(".msg.pending")).to_have_count(3)
+    expect(alice.page.locator(".conn")).to_contain_text("3 messages waiting to send")
+    bob.page.wait_for_timeout(300)
+    assert not [t for t in bob.texts() if t.startswith("offline")]
+
+    alice.context.set_offline(False)
+    expect(alice.page.locator(".conn")).to_have_attribute("data-state", "online")
+    expect(alice.page.locator(".msg.pending")).to_have_count(0)
+    for s in (alice, bob):
+        expect(s.page.locator(".msg .text", has_text="offline 2")).to_have_count(1)
+        assert [t for t in s.texts() if t.startswith("offline")] == sent
+    assert [t for t in history(hub, bob.name, room) if t.startswith("offline")] == sent
+
+
+def test_queued_messages_survive_a_reload(sessions: Any, hub: Hub) -> None:
+    """The outbox is in localStorage: typed while the socket is down, the page
+    reloaded, then the socket back: each message arrives once."""
+    alice, bob = sessions(), sessions()
+    room = room_with(alice, bob)
+    blocked = {"on": True}
+
+    def handler(ws: WebSocketRoute) -> None:
+        if blocked["on"]:
+            ws.close(code=1011)
+        else:
+            ws.connect_to_server()
+
+    alice.page.route_web_socket(re.compile(r".*/api/ws$"), handler)
+    alice.page.evaluate("window.hubbub.client.drop('test')")
+    expect(alice.page.locator(".conn")).to_have_attribute("data-state", "waiting")
+    alice.type("kept 1")
+    alice.type("kept 2")
+    expect(alice.page.locator(".msg.pending")).to_have_count(2)
+    alice.page.reload()
+    expect(alice.page.locator(".msg.pending")).to_have_count(2)
+    blocked["on"] = False
+    alice.page.locator(".conn button", has_text="Retry now").click()
+    expect(alice.page.locator(".msg.pending")).to_have_count(0)
+    expect(bob.page.locator(".msg .text", has_text="kept 2")).to_have_count(1)
+    assert [t for t in history(hub, bob.name, room) if t.startswith("kept")] == ["kept 1", "kept 2"]
+
+
+def test_server_restart_under_an_open_page(sessions: Any, hub: Hub) -> None:
+    alice = sessions()
+    room = room_with(alice)
+    alice.type("before restart")
+    expect(alice.page.locator(".msg .text", has_text="before restart")).to_have_count(1)
+    hub.stop()
+    expect(alice.page.locator(".conn")).to_have_attribute("data-state", "waiting")
+    alice.type("typed while down")
+    hub.start()
+    with hub.api(unique("dave")) as dave:
+        conv = dave.post("rooms/join", json={"name": room}).json()
+        for i in range(3):
+            dave.post(f"conversations/{conv['id']}/messages", json={"text": f"after restart {i}"})
+    expect(alice.page.locator(".conn")).to_have_attribute(
+        "data-state", "online", timeout=scaled(40_000)
+    )
+    expect(alice.page.locator(".msg .text", has_text="after restart 2")).to_have_count(1)
+    texts = alice.texts()
+    assert [t for t in texts if t.startswith("after restart")] == [
+        f"after restart {i}" for i in range(3)
+    ]
+    assert texts.count("before restart") == 1
+    assert texts.count("typed while down") == 1
+    assert history(hub, alice.name, room).count("typed while down") == 1
+
+
+def test_html_in_messages_is_text(sessions: Any, hub: Hub) -> None:
+    alice = sessions()
+    room = room_with(alice)
+    evil = [
+        '<img src=x onerror="window.__pwned=1">',
+        "<script>window.__pwned=2</script>",
+        '<a href="javascript:window.__pwned=3">click</a> javascript:alert(1)',
+    ]
+    with hub.api(unique("mallory")) as mallory:
+        conv = mallory.post("rooms/join", json={"name": room}).json()
+        for text in evil:
+            mallory.post(f"conversations/{conv['id']}/messages", json={"text": text})
+    expect(alice.page.locator(".msg .text", has_text="javascript:alert")).to_have_count(1)
+    for text in evil:
+        expect(alice.page.locator(".msg .text", has_text=text)).to_have_count(1)
+    messages = alice.page.locator(".messages")
+    expect(messages.locator("img")).to_have_count(0)
+    expect(messages.locator("script")).to_have_count(0)
+    expect(messages.locator("a[href^='javascript']")).to_have_count(0)
+    alice.page.wait_for_timeout(200)
+    assert alice.page.evaluate("window.__pwned") is None
+
+
+def test_phone_layout(sessions: Any) -> None:
+    phone = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}
+    alice = sessions(**phone)
+    room = room_with(alice)
+    page = alice.page
+    sidebar = page.locator("nav.sidebar")
+    expect(sidebar).not_to_be_in_viewport()
+    menu = page.get_by_role("button", name="Open the conversation list")
+    box = menu.bounding_box()
+    assert box and box["width"] >= 44 and box["height"] >= 44  # touch targets
+    menu.tap()
+    expect(sidebar).to_be_in_viewport()
+    item = page.locator("nav .conv", has_text=room)
+    item_box = item.bounding_box()
+    assert item_box and item_box["height"] >= 44
+    item.tap()
+    expect(sidebar).not_to_be_in_viewport()
+    composer = page.locator("#composer")
+    expect(composer).to_be_in_viewport()
+    composer_box = composer.bounding_box()
+    assert composer_box and composer_box["y"] + composer_box["height"] <= 844
+    alice.type("from my phone")
+    expect(page.locator(".msg .text", has_text="from my phone")).to_have_count(1)
+    page.get_by_role("button", name="Members").tap()
+    expect(page.locator("aside.members")).to_be_in_viewport()
+    page.keyboard.press("Escape")
+    expect(page.locator("aside.members")).not_to_be_in_viewport()
+
+
+def test_keyboard_navigation(sessions: Any) -> None:
+    alice = sessions()
+    first = room_with(alice)
+    second = room_with(alice)
+    page = alice.page
+    rooms = sorted([first, second])
+    alice.open(rooms[0])
+    page.locator("#composer").focus()
+    page.keyboard.press("Alt+ArrowDown")
+    expect(page.locator(".conv-title")).to_contain_text(rooms[1])
+    expect(page.locator("nav .conv[aria-current=page]")).to_contain_text(rooms[1])
+    page.keyboard.press("Alt+ArrowUp")
+    expect(page.locator(".conv-title")).to_contain_text(rooms[0])
+    expect(page.locator("#composer")).to_be_focused()
+
+    # up-arrow recalls what was sent; tab completes commands
+    alice.type("recall me")
+    page.locator("#composer").press("ArrowUp")
+    expect(page.locator("#composer")).to_have_value("recall me")
+    page.locator("#composer").fill("/to")
+    page.locator("#composer").press("Tab")
+    expect(page.locator("#composer")).to_have_value("/topic ")
+
+    # dialogs: Esc closes, focus returns; Ctrl+K opens search
+    page.keyboard.press("Control+k")
+    dialog = page.get_by_role("dialog", name="Search")
+    expect(dialog).to_be_visible()
+    expect(dialog.get_by_label("Words")).to_be_focused()
+    page.keyboard.press("Escape")
+    expect(dialog).to_have_count(0)
+
+    # landmarks and labels for screen readers
+    expect(page.get_by_role("navigation", name="Conversations")).to_be_visible()
+    expect(page.get_by_role("log", name="Messages")).to_be_visible()
+    expect(page.get_by_role("button", name="Settings")).to_be_visible()
+
+
+def test_search_finds_a_message_and_jumps_to_it(sessions: Any) -> None:
+    alice = sessions()
+    room_with(alice)
+    alice.type("the quick brown fox")
+    alice.type("something else")
+    page = alice.page
+    page.keyboard.press("Control+k")
+    dialog = page.get_by_role("dialog", name="Search")
+    dialog.get_by_label("Words").fill("brown fox")
+    result = dialog.locator(".result", has_text="quick")
+    expect(result).to_have_count(1)
+    result.click()
+    expect(dialog).to_have_count(0)
+    expect(page.locator(".msg.flash", has_text="quick brown fox")).to_have_count(1)
+
+
+def test_settings_theme_and_sessions(sessions: Any) -> None:
+    alice = sessions()
+    page = alice.page
+    page.get_by_role("button", name="Settings").click()
+    dialog = page.get_by_role("dialog", name="Settings")
+    dialog.get_by_text("Dark", exact=True).click()
+    expect(page.locator("html")).to_have_attribute("data-theme", "dark")
+    dialog.get_by_role("tab", name="Sessions").click()
+    expect(dialog.locator(".sessions li")).to_have_count(1)
+    expect(dialog.locator(".sessions")).to_contain_text("this browser")
+    page.reload()
+    expect(page.locator("html")).to_have_attribute("data-theme", "dark")
+
+
+def test_login_errors(browser: Any, hub: Hub) -> None:
+    name = unique("erin")
+    with hub.api(name):
+        pass
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.goto(hub.url)
+        page.get_by_label("Name").fill(name)
+        page.get_by_label("Password").fill("wrong password")
+        page.get_by_role("button", name="Log in").click()
+        expect(page.get_by_role("alert")).to_have_text("Wrong name or password.")
+        for _ in range(3):  # the module's server allows 3 failures per account
+            page.get_by_role("button", name="Log in").click()
+            page.wait_for_timeout(100)
+        expect(page.get_by_role("alert")).to_contain_text("Too many attempts. Try again in")
+        expect(page.get_by_role("button", name="Log in")).to_be_disabled()
+    finally:
+        context.close()
