@@ -42,7 +42,7 @@ export function Composer({ chat, c, ui, inputRef }) {
 
   async function submit() {
     const value = text.replace(/\s+$/, "");
-    if (!value.trim() || busy) return;
+    if (!value.trim()) return;
     if (value.length > maxLen) {
       setError(`That message is ${value.length} characters long; the limit is ${maxLen}.`);
       return;
