@@ -6,8 +6,8 @@ const URL_RE = /\b(?:https?:\/\/|www\.)[^\s<>"']+/gi;
 const TRAILING = /[.,;:!?)\]}'"»”’]+$/;
 
 export function nickClass(name) {
-  let h = 0;
-  for (const ch of name.toLowerCase()) h = (h * 31 + ch.codePointAt(0)) >>> 0;
+  let h = 0x811c9dc5; // FNV-1a
+  for (const ch of name.toLowerCase()) h = Math.imul(h ^ ch.codePointAt(0), 0x01000193) >>> 0;
   return "nick-c" + (h % 16);
 }
 
