@@ -28,7 +28,14 @@ import pytest
 from hubbub.app import build_services, close_services
 from hubbub.config import Settings
 from hubbub.web.deps import Services
-from testenv import REDIS_URL, TIMEOUT_SCALE, RunningServer, scaled, start_server
+from testenv import (
+    REDIS_URL,
+    TIMEOUT_SCALE,
+    RunningServer,
+    scaled,
+    service_missing,
+    start_server,
+)
 
 
 @pytest.fixture
@@ -121,10 +128,10 @@ async def _pg_problem(url: str) -> str | None:
 async def pg_url() -> str:
     url = os.environ.get("HUBBUB_TEST_PG_URL", "")
     if not url:
-        pytest.skip("HUBBUB_TEST_PG_URL is not set (./scripts/test sets it)")
+        service_missing("HUBBUB_TEST_PG_URL is not set (./scripts/test sets it)")
     problem = await _pg_problem(url)
     if problem:
-        pytest.skip(problem)
+        service_missing(problem)
     return url
 
 
@@ -149,5 +156,5 @@ async def _redis_problem(url: str) -> str | None:
 async def redis_url() -> str:
     problem = await _redis_problem(REDIS_URL)
     if problem:
-        pytest.skip(problem)
+        service_missing(problem)
     return REDIS_URL

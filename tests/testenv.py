@@ -16,6 +16,19 @@ TIMEOUT_SCALE = float(os.environ.get("HUBBUB_TEST_TIMEOUT_SCALE", "1") or 1)
 REDIS_URL = os.environ.get("HUBBUB_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
+def service_missing(reason: str) -> None:
+    """Skip a test whose real peer (PostgreSQL, Redis) is missing; in CI, fail it.
+
+    CI must run the PostgreSQL and Redis paths (``./scripts/services`` starts
+    them), so a skip there would hide a broken machine behind a green run.
+    """
+    import pytest
+
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason} (CI needs this service)", pytrace=False)
+    pytest.skip(reason)
+
+
 def scaled(seconds: float) -> float:
     """A timeout, stretched on slow machines by ``HUBBUB_TEST_TIMEOUT_SCALE``."""
     return seconds * TIMEOUT_SCALE

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 
 from hubbub.core.model import ConversationKind, User, Visibility
 from hubbub.store import SqlStore, open_store
+from testenv import service_missing
 
 PG_URL = os.environ.get("HUBBUB_TEST_PG_URL", "")
 _pg_problem: list[str] = []  # the reason PostgreSQL is unusable, found once
@@ -61,7 +62,7 @@ async def target(request: pytest.FixtureRequest, tmp_path: Any) -> AsyncIterator
         return
     reason = await _pg_unavailable()
     if reason:
-        pytest.skip(reason)
+        service_missing(reason)
     schema = f"test_{uuid.uuid4().hex[:16]}"
     yield Target("postgresql", PG_URL, schema)
     conn = await asyncpg.connect(_pg_dsn())
