@@ -164,6 +164,8 @@ class Connection:
             session.wake.set()
         if self._task is not None:
             try:
+                if session is None:  # connecting or waiting out a backoff: nothing to flush
+                    raise TimeoutError
                 await asyncio.wait_for(asyncio.shield(self._task), QUIT_FLUSH)
             except TimeoutError:
                 self._task.cancel()
@@ -289,10 +291,9 @@ class Connection:
                 " (allow self-signed certificates for this network to connect anyway)"
             ) from exc
         except (OSError, TimeoutError) as exc:
-            kind = "TLS" if isinstance(exc, ssl.SSLError) else "connect"
-            raise ConnectError(
-                f"{kind} to {cfg.host}:{cfg.port} failed: {exc or 'timeout'}"
-            ) from exc
+            kind = "TLS connection" if ctx is not None else "connection"
+            detail = str(exc) or type(exc).__name__
+            raise ConnectError(f"{kind} to {cfg.host}:{cfg.port} failed: {detail}") from exc
         if ctx is not None and cfg.tls_fingerprint:
             der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
             got = certs.der_fingerprint(der) if der else ""
