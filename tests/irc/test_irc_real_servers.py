@@ -176,7 +176,7 @@ async def test_inspircd_tls_self_signed(inspircd: IrcServer, started: list[Conne
 
     # Pinned to a fingerprint that does not match: refused.
     bad = network(inspircd, "pinned", tls=True, accept_self_signed=True, tls_fingerprint="00" * 32)
-    conn3, log3 = await connect(started, bad)
+    _conn3, log3 = await connect(started, bad)
     err3 = await log3.wait(lambda e: isinstance(e, Error))
     assert "fingerprint" in err3.message
 
@@ -187,7 +187,7 @@ async def test_inspircd_tls_self_signed(inspircd: IrcServer, started: list[Conne
         accept_self_signed=True,
         tls_fingerprint=inspircd.cert_fingerprint,
     )
-    conn4, log4 = await connect(started, good)
+    _conn4, log4 = await connect(started, good)
     await log4.wait(lambda e: isinstance(e, Registered))
 
 
@@ -197,7 +197,7 @@ async def test_plaintext_port_is_not_tls(inspircd: IrcServer, started: list[Conn
     config = NetworkConfig(
         plain.host, plain.port, plain.client, tls=True, connect_timeout=1.0, backoff_base=5.0
     )
-    conn, log = await connect(started, config)
+    _conn, log = await connect(started, config)
     gone = await log.wait(lambda e: isinstance(e, Disconnected))
     assert gone.retry and "TLS" in gone.reason
     assert not any(isinstance(e, Registered) for e in log.seen)
@@ -238,7 +238,7 @@ async def test_ngircd_nick_collision_without_monitor(
 ) -> None:
     holder = await RawIrc.connect(ngircd.port, "hubbub")
     client = ClientConfig(nick="hubbub", alt_nick="hubalt", regain_interval=0.3, **FAST)  # type: ignore[arg-type]
-    conn, log = await connect(started, NetworkConfig("127.0.0.1", ngircd.port, client, tls=False))
+    _conn, log = await connect(started, NetworkConfig("127.0.0.1", ngircd.port, client, tls=False))
     reg = await log.wait(lambda e: isinstance(e, Registered))
     assert reg.nick == "hubalt"
     await holder.send("QUIT :bye")

@@ -341,6 +341,7 @@ class Connection:
     async def _write_loop(self, session: _Session) -> None:
         client = session.client
         while True:
+            session.wake.clear()  # before taking data, so no wake-up is lost
             data = client.data_to_send()
             if data:
                 try:
@@ -350,14 +351,12 @@ class Connection:
                     client.connection_lost(f"write failed: {exc}")
                     await self._dispatch(session)
                     return
-            if client.closed and client.send_delay() is None:
-                return
             delay = client.send_delay()
-            session.wake.clear()
+            if client.closed and delay is None:
+                return
+            timeout = min(delay, 1.0) if delay is not None else 1.0
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(
-                    session.wake.wait(), min(delay, 1.0) if delay is not None else 1.0
-                )
+                await asyncio.wait_for(session.wake.wait(), timeout)
             client.tick()
             await self._dispatch(session)
 
