@@ -171,7 +171,11 @@ def running_hub(tmp: Path, base_path: str = "", **env: str) -> Iterator[Hub]:
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
-    with running_hub(tmp_path_factory.mktemp("hub"), HUBBUB_LOGIN_ATTEMPTS_PER_ACCOUNT="3") as h:
+    with running_hub(
+        tmp_path_factory.mktemp("hub"),
+        HUBBUB_LOGIN_ATTEMPTS_PER_ACCOUNT="3",
+        HUBBUB_WS_REPLAY_LIMIT="8",  # so a test can fall too far behind cheaply
+    ) as h:
         yield h
 
 

@@ -26,13 +26,25 @@ OUT = ROOT / "docs" / "screenshots"
 ICONS = ROOT / "src" / "hubbub" / "static" / "icons"
 
 ROOM_TALK = [
-    ("maya", "text", "Morning! The 0.3 release notes are up: https://hubbub.example.org/releases/0.3"),
+    (
+        "maya",
+        "text",
+        "Morning! The 0.3 release notes are up: https://hubbub.example.org/releases/0.3",
+    ),
     ("jonas", "text", "Nice. Did the reconnect fix make it in?"),
-    ("maya", "text", "It did: a dropped connection now resumes from the last message it saw, so nothing shows twice."),
+    (
+        "maya",
+        "text",
+        "It did: a dropped connection now resumes from the last message it saw, so nothing shows twice.",
+    ),
     ("ren", "action", "is testing it on the train with the flakiest Wi-Fi in Europe"),
     ("jonas", "text", "ha, the perfect test bench"),
     ("alice", "text", "I'll write the upgrade notes for the Debian package today."),
-    ("ren", "text", "alice: can you mention the new base path option too? We run it under /chat/ behind nginx."),
+    (
+        "ren",
+        "text",
+        "alice: can you mention the new base path option too? We run it under /chat/ behind nginx.",
+    ),
     ("alice", "text", "Will do!"),
     ("maya", "text", "Standup in 10 minutes, same room as always."),
 ]
@@ -40,7 +52,9 @@ ROOM_TALK = [
 
 def seed(hub: Hub) -> None:
     with contextlib.ExitStack() as stack:
-        clients = {n: stack.enter_context(hub.api(n)) for n in ("alice", "maya", "jonas", "ren", "sam")}
+        clients = {
+            n: stack.enter_context(hub.api(n)) for n in ("alice", "maya", "jonas", "ren", "sam")
+        }
         talk(clients)
 
 
@@ -59,24 +73,40 @@ def talk(clients: dict[str, httpx.Client]) -> None:
         )
     a.put(f"conversations/{rooms['general']}/read", json={"seq": 100})
     for i, text in enumerate(["deploy of 0.3 to staging finished", "all health checks green"]):
-        clients["sam"].post(f"conversations/{rooms['ops']}/messages", json={"text": text, "nonce": f"o{i}"})
+        clients["sam"].post(
+            f"conversations/{rooms['ops']}/messages", json={"text": text, "nonce": f"o{i}"}
+        )
     for i in range(4):
-        clients["jonas"].post(f"conversations/{rooms['random']}/messages", json={"text": f"photo dump {i}"})
+        clients["jonas"].post(
+            f"conversations/{rooms['random']}/messages", json={"text": f"photo dump {i}"}
+        )
     dm = clients["maya"].post("dms", json={"name": "alice"}).json()
-    clients["maya"].post(f"conversations/{dm['id']}/messages", json={"text": "got a minute after standup?"})
+    clients["maya"].post(
+        f"conversations/{dm['id']}/messages", json={"text": "got a minute after standup?"}
+    )
     dm2 = clients["ren"].post("dms", json={"name": "alice"}).json()
-    clients["ren"].post(f"conversations/{dm2['id']}/messages", json={"text": "thanks for the review!"})
+    clients["ren"].post(
+        f"conversations/{dm2['id']}/messages", json={"text": "thanks for the review!"}
+    )
     a.put(f"conversations/{dm2['id']}/read", json={"seq": 100})
 
 
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp, running_hub(Path(tmp)) as hub, sync_playwright() as p:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        running_hub(Path(tmp)) as hub,
+        sync_playwright() as p,
+    ):
         seed(hub)
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         icon = browser.new_page(viewport={"width": 512, "height": 512})
         svg = (ICONS / "icon.svg").read_text()
-        for size, name, pad in ((192, "icon-192.png", 0), (512, "icon-512.png", 0), (512, "maskable-512.png", 1)):
+        for size, name, pad in (
+            (192, "icon-192.png", 0),
+            (512, "icon-512.png", 0),
+            (512, "maskable-512.png", 1),
+        ):
             icon.set_viewport_size({"width": size, "height": size})
             inner = svg if not pad else svg.replace('rx="15"', 'rx="0"')
             icon.set_content(
@@ -93,11 +123,21 @@ def main() -> None:
             others.append(page)
         for device, options in (
             ("desktop", {"viewport": {"width": 1280, "height": 760}, "device_scale_factor": 1}),
-            ("phone", {"viewport": {"width": 390, "height": 760}, "device_scale_factor": 2, "is_mobile": True, "has_touch": True}),
+            (
+                "phone",
+                {
+                    "viewport": {"width": 390, "height": 760},
+                    "device_scale_factor": 2,
+                    "is_mobile": True,
+                    "has_touch": True,
+                },
+            ),
         ):
             for theme in ("light", "dark"):
                 context = browser.new_context(color_scheme=theme, **options)
-                context.request.post(hub.url + "api/login", data={"name": "alice", "password": PASSWORD})
+                context.request.post(
+                    hub.url + "api/login", data={"name": "alice", "password": PASSWORD}
+                )
                 context.add_init_script(
                     "localStorage.setItem('hubbub:settings', JSON.stringify({notifyAsked: true}))"
                 )

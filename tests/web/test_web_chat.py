@@ -57,8 +57,10 @@ def test_two_users_chat_live_in_a_room_and_a_dm(sessions: Any) -> None:
     expect(alice.page.locator(".conv-title")).to_contain_text(bob.name)
     dm = bob.page.locator("nav .conv", has_text=alice.name)
     expect(dm.locator(".badge")).to_have_text("1")
+    expect(bob.page).to_have_title(re.compile(r"^\(1\) "))  # unread count in the title
     dm.click()
     expect(bob.page.locator(".msg .text", has_text="psst, a secret")).to_have_count(1)
+    expect(bob.page).to_have_title(re.compile(r"^[^(]"))
     expect(dm.locator(".badge")).to_have_count(0)
     bob.type("got it")
     expect(alice.page.locator(".msg .text", has_text="got it")).to_have_count(1)
@@ -125,6 +127,28 @@ def test_offline_messages_are_queued_then_sent_once_in_order(sessions: Any, hub:
         expect(s.page.locator(".msg .text", has_text="offline 2")).to_have_count(1)
         assert [t for t in s.texts() if t.startswith("offline")] == sent
     assert [t for t in history(hub, bob.name, room) if t.startswith("offline")] == sent
+
+
+def test_too_far_behind_pages_history_over_rest(sessions: Any, hub: Hub) -> None:
+    """More missed messages than the server replays (8 here): the client pages
+    them over REST; each shows once, in order."""
+    alice = sessions()
+    room = room_with(alice)
+    alice.type("seen before")
+    expect(alice.page.locator(".msg .text", has_text="seen before")).to_have_count(1)
+    alice.context.set_offline(True)
+    expect(alice.page.locator(".conn")).to_have_attribute("data-state", "waiting")
+    missed = [f"missed {i:02}" for i in range(20)]
+    with hub.api(unique("frank")) as frank:
+        conv = frank.post("rooms/join", json={"name": room}).json()
+        for text in missed:
+            frank.post(f"conversations/{conv['id']}/messages", json={"text": text})
+    alice.context.set_offline(False)
+    expect(alice.page.locator(".msg .text", has_text="missed 19")).to_have_count(1)
+    alice.page.wait_for_timeout(200)
+    assert [t for t in alice.texts() if t.startswith("missed")] == missed
+    alice.type("and back")
+    expect(alice.page.locator(".msg .text", has_text="and back")).to_have_count(1)
 
 
 def test_queued_messages_survive_a_reload(sessions: Any, hub: Hub) -> None:

@@ -162,10 +162,8 @@ export function MessageList({ chat, c, flashSeq }) {
     const bottom = el.scrollHeight - el.scrollTop - el.clientHeight < 48;
     snap.current.top = el.scrollTop;
     snap.current.height = el.scrollHeight;
-    if (bottom !== chat.atBottom) {
-      chat.atBottom = bottom;
-      if (bottom) chat.markRead(c);
-    }
+    chat.atBottom = bottom;
+    if (bottom && document.visibilityState === "visible" && c.read_seq < c.hi) chat.markRead(c);
     if (bottom !== atBottom) setAtBottom(bottom);
     if (el.scrollTop < 400 && chat.hasOlder(c) && !c.loadingOlder && !c.historyError) chat.loadOlder(c);
   }
