@@ -8,6 +8,7 @@ Each accepted connection runs the next coroutine of the script with a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 from collections.abc import Awaitable, Callable
 
@@ -71,10 +72,8 @@ class Peer:
 
     async def close(self) -> None:
         self.writer.close()
-        try:
+        with contextlib.suppress(OSError, ssl.SSLError):
             await self.writer.wait_closed()
-        except (OSError, ssl.SSLError):
-            pass
 
 
 class FakeServer:
