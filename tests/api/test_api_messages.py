@@ -173,9 +173,9 @@ async def test_read_markers_and_unread(
         await send(alice, room, f"m{i}")
     view = (await bob.get(f"/api/conversations/{room}")).json()
     assert view["last_seq"] == 5
-    # bob's marker starts where he joined (his own join, seq 2, counts as unread)
-    assert view["read_seq"] == 1
-    assert view["unread"] == 4
+    # bob's marker starts at his own join (seq 2): what he sends himself is read
+    assert view["read_seq"] == 2
+    assert view["unread"] == 3
     r = await bob.put(f"/api/conversations/{room}/read", json={"seq": 4})
     assert r.json() == {"conversation": room, "seq": 4}
     listed = (await bob.get("/api/conversations")).json()

@@ -138,6 +138,23 @@ async def test_read_markers_and_unread(store: SqlStore, alice: User, bob: User, 
         await store.set_read(999, bob.id, 1)
 
 
+async def test_own_messages_are_read_by_their_sender(
+    store: SqlStore, alice: User, bob: User, room_factory
+) -> None:
+    room = await room_factory("lobby", alice)
+    await store.add_member(room.id, bob.id, MemberRole.MEMBER)
+    await _say(store, room.id, bob, 2)
+    await _say(store, room.id, alice, 3)  # one batch or several: the newest counts
+    alice_view = await store.conversation_view(room.id, alice.id)
+    bob_view = await store.conversation_view(room.id, bob.id)
+    assert alice_view is not None and (alice_view.read_seq, alice_view.unread) == (5, 0)
+    assert bob_view is not None and (bob_view.read_seq, bob_view.unread) == (2, 3)
+    # A sender who is not a member (a system message's named sender) changes nothing.
+    await store.append(NewMessage(room.id, MessageKind.SYSTEM, "note", None, "server"))
+    bob_view = await store.conversation_view(room.id, bob.id)
+    assert bob_view is not None and bob_view.unread == 4
+
+
 async def test_conversation_view_for_non_member(
     store: SqlStore, alice: User, bob: User, room_factory
 ) -> None:

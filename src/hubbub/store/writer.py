@@ -207,6 +207,7 @@ class GroupWriter:
                     inserts.append(_row(stored))
             if inserts:
                 await conn.execute(sa.insert(t.messages), inserts)
+                await _mark_read_by_senders(conn, inserts)
         for index, leader in followers.items():
             first = outcomes[leader]
             outcomes[index] = (
@@ -250,6 +251,33 @@ class GroupWriter:
                     rows.message(row), duplicate=True
                 )
         return followers
+
+
+_READ_BY_SENDER = (
+    sa.update(t.members)
+    .where(
+        t.members.c.conversation_id == sa.bindparam("c"),
+        t.members.c.user_id == sa.bindparam("u"),
+        t.members.c.read_seq < sa.bindparam("s"),
+    )
+    .values(read_seq=sa.bindparam("s"))
+)
+
+
+async def _mark_read_by_senders(conn: AsyncConnection, inserts: list[dict[str, object]]) -> None:
+    """A sender has read what they sent: move their read marker up to it.
+
+    In the same transaction, so unread counts never include your own messages
+    (nor your own join). One statement per (conversation, sender) in the batch.
+    """
+    newest: dict[tuple[object, object], object] = {}
+    for row in inserts:  # ascending seq within each conversation
+        if row["sender_id"] is not None:
+            newest[(row["conversation_id"], row["sender_id"])] = row["seq"]
+    if newest:
+        await conn.execute(
+            _READ_BY_SENDER, [{"c": c, "u": u, "s": s} for (c, u), s in newest.items()]
+        )
 
 
 def _check(message: NewMessage) -> None:
