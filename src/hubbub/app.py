@@ -82,7 +82,7 @@ async def build_services(settings: Settings, *, metrics: Metrics | None = None) 
     metrics = metrics or Metrics()
     if settings.uses_sqlite():
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-    store = open_store(settings.effective_database_url())
+    store = open_store(settings.effective_database_url(), on_batch=metrics.observe_batch)
     bus: Bus = CountingBus(make_bus(settings), metrics)
     hub = Hub(
         store,

@@ -60,6 +60,9 @@ async def test_messages_posted_are_counted(services: Services) -> None:
     text = services.metrics.render().decode()
     # the room's join message and three texts
     assert "hubbub_messages_posted_total 4.0" in text
+    # each append committed alone here: four group-commit batches of one
+    assert "hubbub_store_commit_batch_size_count 4.0" in text
+    assert "hubbub_store_commit_batch_size_sum 4.0" in text
 
 
 async def test_access_log_has_no_query_string_and_no_secret(
