@@ -314,6 +314,8 @@ export class Chat {
     for (const id of [...this.convs.keys()]) if (!seen.has(id)) this.removeConv(id, true);
     this.online = new Set(f.online);
     this.limits = f.limits;
+    // a DM's peer shows online in the sidebar: its two members are cheap to load
+    for (const c of this.convs.values()) if ((c.kind === "dm" || c.kind === "query") && !c.members) this.loadMembers(c);
     if (!this.active || !this.convs.has(this.active)) {
       const first = this.sorted()[0];
       if (first) this.open(first.id);

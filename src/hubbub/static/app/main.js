@@ -109,8 +109,19 @@ function Empty({ onJoin, onDm }) {
   </div></div>`;
 }
 
-function App({ chat, onLogout }) {
+function OfflineBar({ chat }) {
+  const queued = chat.outbox.entries.filter((e) => e.state !== "failed").length;
+  const s = Math.max(0, Math.round((chat.conn.info.retryAt - Date.now()) / 1000));
+  return html`<div class="offline-bar" role="status">
+    <span>${navigator.onLine ? `Connection lost. Reconnecting${s > 0 ? ` in ${s}s` : "…"}` : "You are offline."}
+      ${queued > 0 ? ` ${queued} message${queued === 1 ? "" : "s"} will be sent when the connection is back.` : " Messages you write will be sent when it is back."}</span>
+    ${navigator.onLine && html`<button class="btn small" onClick=${() => chat.client.reconnectNow()}>Reconnect now</button>`}
+  </div>`;
+}
+
+function App({ chat, onLogout, firstAdmin }) {
   useChat(chat);
+  const [welcome, setWelcome] = useState(!!firstAdmin);
   const [panel, setPanel] = useState(null); // join | dm | search | settings
   const [searchQuery, setSearchQuery] = useState("");
   const [drawer, setDrawer] = useState(false);
@@ -235,7 +246,10 @@ function App({ chat, onLogout }) {
     <main class="main" aria-label=${c ? convTitle(c) : "Hubbub"}>
       <${Header} chat=${chat} c=${c} onMenu=${() => setDrawer(true)} membersOpen=${members} onMembers=${() => setMembers(!members)}
         onLeave=${leave} onSearch=${() => { setSearchQuery(""); setPanel("search"); }} />
+      ${chat.conn.state === "waiting" && html`<${OfflineBar} chat=${chat} />`}
       ${askNotify && html`<${NotifyBanner} onDone=${doneAsking} />`}
+      ${welcome && html`<div class="banner" role="status"><span>Welcome! Yours is the first account here, so you are this server's admin.</span>
+        <button class="btn small ghost" onClick=${() => setWelcome(false)}>OK</button></div>`}
       ${c ? html`<${MessageList} key=${c.id} chat=${chat} c=${c} flashSeq=${flash} />`
         : html`<${Empty} onJoin=${() => setPanel("join")} onDm=${() => setPanel("dm")} />`}
       <${Composer} chat=${chat} c=${c} ui=${ui} inputRef=${composer} />
@@ -253,6 +267,7 @@ function Root() {
   const [me, setMe] = useState(undefined); // undefined: asking; null: logged out
   const [chat, setChat] = useState(null);
   const [notice, setNotice] = useState(null);
+  const [firstAdmin, setFirstAdmin] = useState(false);
 
   useEffect(() => {
     rest.get("me").then(
@@ -304,9 +319,9 @@ function Root() {
   }
 
   if (me === undefined) return html`<div class="boot" role="status">Loading Hubbub…</div>`;
-  if (!me) return html`<${Login} notice=${notice} onLogin=${(user, created) => { setNotice(created && user.role === "admin" ? "" : null); setMe(user); }} />`;
+  if (!me) return html`<${Login} notice=${notice} onLogin=${(user, created) => { setFirstAdmin(created && user.role === "admin"); setMe(user); }} />`;
   if (!chat) return html`<div class="boot" role="status">Loading Hubbub…</div>`;
-  return html`<${App} chat=${chat} onLogout=${logout} />`;
+  return html`<${App} chat=${chat} onLogout=${logout} firstAdmin=${firstAdmin} />`;
 }
 
 render(html`<${Root} />`, document.getElementById("app"));

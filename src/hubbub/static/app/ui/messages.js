@@ -110,7 +110,8 @@ function Pending({ entry, chat }) {
     <span class="gutter"><span class=${"avatar " + nickClass(chat.me.name)} aria-hidden="true">${initial(chat.me.name)}</span></span>
     <div class="body">
       <div class="meta"><b class=${"nick " + nickClass(chat.me.name)}>${chat.me.name}</b>
-        <span class="pending-state">${failed ? html`<${Icon} name="alert" size=${13} /> not sent: ${entry.error}` : html`<${Icon} name="clock" size=${13} /> sending…`}</span></div>
+        <span class="pending-state">${failed ? html`<${Icon} name="alert" size=${13} /> not sent: ${entry.error}`
+          : html`<${Icon} name="clock" size=${13} /> ${chat.conn.state === "online" ? "sending…" : "waiting for the connection"}`}</span></div>
       <p class="text">${entry.kind === "action" ? `* ${chat.me.name} ` : ""}${entry.text}</p>
       ${failed && html`<div class="pending-actions">
         <button class="btn small" onClick=${() => chat.outbox.retry(entry.nonce)}>Retry</button>
