@@ -8,8 +8,8 @@ against a real ``hubbub serve`` on a loopback port.
 - ``user(hub)``/``signed_in(browser, hub, name)``: an account over REST, then a
   browser context holding its session cookie, with the page open.
 
-Skipped, with the reason, when ``/usr/bin/chromium`` is absent
-(``./scripts/setup-web`` installs it).
+Tests that use ``browser`` are skipped, with the reason, when
+``/usr/bin/chromium`` is absent (``./scripts/setup-web`` installs it).
 """
 
 from __future__ import annotations
@@ -43,12 +43,6 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 PASSWORD = "correct horse battery"
-
-if not Path(CHROMIUM).exists():
-    pytest.skip(
-        f"{CHROMIUM} is absent: ./scripts/setup-web installs Debian's chromium",
-        allow_module_level=True,
-    )
 
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright  # noqa: E402
 
@@ -181,6 +175,8 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is absent: ./scripts/setup-web installs Debian's chromium")
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
