@@ -343,3 +343,35 @@ def test_login_errors(browser: Any, hub: Hub) -> None:
         expect(page.get_by_role("button", name="Log in")).to_be_disabled()
     finally:
         context.close()
+
+
+def test_revoking_a_session_logs_that_browser_out(sessions: Any) -> None:
+    name = unique("gina")
+    laptop, phone = sessions(name), sessions(name)
+    laptop.page.get_by_role("button", name="Settings").click()
+    dialog = laptop.page.get_by_role("dialog", name="Settings")
+    dialog.get_by_role("tab", name="Sessions").click()
+    expect(dialog.locator(".sessions li")).to_have_count(2)
+    dialog.locator(".sessions li", has_not_text="this browser").get_by_role("button").click()
+    expect(dialog.locator(".sessions li")).to_have_count(1)
+    expect(phone.page.get_by_role("heading", name="Log in")).to_be_visible()
+    expect(phone.page.get_by_role("status")).to_contain_text("Your session ended")
+
+
+def test_new_messages_line_and_mention_badge(sessions: Any, hub: Hub) -> None:
+    alice = sessions()
+    room = room_with(alice)
+    room_with(alice)  # alice now looks at another room
+    with hub.api(unique("hank")) as hank:
+        conv = hank.post("rooms/join", json={"name": room}).json()
+        for text in ("one", f"two for {alice.name}", "three"):
+            hank.post(f"conversations/{conv['id']}/messages", json={"text": text})
+    item = alice.page.locator("nav .conv", has_text=room)
+    expect(item.locator(".mention-badge")).to_be_visible()
+    expect(item.locator(".badge:not(.mention-badge)")).to_have_text("4")  # hank's join too
+    item.click()
+    marker = alice.page.locator(".messages .marker")
+    expect(marker).to_have_count(1)
+    after = alice.page.locator(".marker ~ .msg .text").all_inner_texts()
+    assert after[:3] == ["one", f"two for {alice.name}", "three"]
+    expect(item.locator(".badge")).to_have_count(0)
