@@ -375,3 +375,28 @@ def test_new_messages_line_and_mention_badge(sessions: Any, hub: Hub) -> None:
     after = alice.page.locator(".marker ~ .msg .text").all_inner_texts()
     assert after[:3] == ["one", f"two for {alice.name}", "three"]
     expect(item.locator(".badge")).to_have_count(0)
+
+
+def test_join_dialog_create_then_leave(sessions: Any) -> None:
+    alice, bob = sessions(), sessions()
+    room = unique("den")
+    page = alice.page
+    page.get_by_role("button", name="Join or create a room").first.click()
+    dialog = page.get_by_role("dialog", name="Join or create a room")
+    dialog.get_by_label("Room name").fill(room)
+    dialog.get_by_label("Topic (optional)").fill("a quiet place")
+    dialog.get_by_role("button", name="Create room").click()
+    expect(page.locator(".conv-title")).to_contain_text(room)
+    expect(page.locator(".conv-head .topic")).to_have_text("a quiet place")
+
+    bob.page.get_by_role("button", name="Join or create a room").first.click()
+    dialog = bob.page.get_by_role("dialog", name="Join or create a room")
+    dialog.get_by_label("Room name").fill(room)
+    dialog.locator("li", has_text=room).get_by_role("button", name="Join").click()
+    expect(bob.page.locator(".conv-title")).to_contain_text(room)
+    expect(page.locator("aside.members .member-name", has_text=bob.name)).to_be_visible()
+
+    bob.page.get_by_role("button", name=f"Leave #{room}").click()
+    bob.page.get_by_role("dialog").get_by_role("button", name="Leave room").click()
+    expect(bob.page.locator("nav .conv", has_text=room)).to_have_count(0)
+    expect(page.locator(".fold", has_text=f"{bob.name} left")).to_be_visible()

@@ -9,7 +9,7 @@ import { Composer } from "./ui/composer.js";
 import { Icon } from "./ui/icons.js";
 import { Login } from "./ui/login.js";
 import { MessageList } from "./ui/messages.js";
-import { DmDialog, JoinDialog, MemberList, SearchPanel, SettingsDialog } from "./ui/panels.js";
+import { Confirm, DmDialog, JoinDialog, MemberList, SearchPanel, SettingsDialog } from "./ui/panels.js";
 import { Sidebar } from "./ui/sidebar.js";
 
 let settings = loadSettings();
@@ -129,6 +129,7 @@ function App({ chat, onLogout, firstAdmin }) {
   const [flash, setFlash] = useState(null);
   const [, setS] = useState(settings);
   const [askNotify, setAskNotify] = useState(false);
+  const [confirming, setConfirming] = useState(null);
   const composer = useRef();
   const c = chat.current;
 
@@ -193,7 +194,8 @@ function App({ chat, onLogout, firstAdmin }) {
         setSearchQuery("");
         setPanel("search");
       } else if (e.key === "Escape") {
-        if (panel) setPanel(null);
+        if (confirming) setConfirming(null);
+        else if (panel) setPanel(null);
         else if (drawer) setDrawer(false);
         else if (members && window.innerWidth <= 1100) setMembers(false);
         else composer.current?.focus();
@@ -201,7 +203,7 @@ function App({ chat, onLogout, firstAdmin }) {
     };
     window.addEventListener("keydown", onKey);
     return () => window.removeEventListener("keydown", onKey);
-  }, [panel, drawer, members]);
+  }, [panel, drawer, members, confirming]);
 
   function changeSettings(next) {
     settings = next;
@@ -213,14 +215,16 @@ function App({ chat, onLogout, firstAdmin }) {
   }
   useEffect(() => document.documentElement.classList.toggle("compact", !!settings.compact), []);
 
-  async function leave() {
+  function leave() {
     if (!c) return;
-    if (!confirm(`Leave #${c.name}?`)) return;
-    try {
-      await chat.leave(c);
-    } catch (err) {
-      chat.notice(c.id, `Could not leave: ${err.message}`, "error");
-    }
+    const target = c;
+    setConfirming({
+      title: `Leave #${target.name}?`,
+      text: target.visibility === "private" ? "It is a private room: you will need an invitation to come back." : "You can join it again at any time.",
+      action: "Leave room",
+      danger: true,
+      onConfirm: () => chat.leave(target).catch((err) => chat.notice(target.id, `Could not leave: ${err.message}`, "error")),
+    });
   }
 
   async function pickResult(m) {
@@ -256,6 +260,7 @@ function App({ chat, onLogout, firstAdmin }) {
     </main>
     ${c && html`<${MemberList} chat=${chat} c=${c} open=${members} onClose=${() => setMembers(false)}
       onDm=${async (n) => { try { await chat.openDm(n); setMembers(window.innerWidth > 1100); } catch (err) { chat.notice(c.id, err.message, "error"); } }} />`}
+    ${confirming && html`<${Confirm} ...${confirming} onClose=${() => setConfirming(null)} />`}
     ${panel === "join" && html`<${JoinDialog} chat=${chat} onClose=${() => setPanel(null)} />`}
     ${panel === "dm" && html`<${DmDialog} chat=${chat} onClose=${() => setPanel(null)} />`}
     ${panel === "search" && html`<${SearchPanel} chat=${chat} initial=${searchQuery} onClose=${() => setPanel(null)} onPick=${pickResult} />`}

@@ -43,6 +43,37 @@ export function Dialog({ title, onClose, children, wide }) {
   </div>`;
 }
 
+export function Confirm({ title, text, action, danger, onConfirm, onClose }) {
+  return html`<${Dialog} title=${title} onClose=${onClose}>
+    <p>${text}</p>
+    <div class="dialog-actions">
+      <button class="btn" onClick=${onClose}>Cancel</button>
+      <button class=${"btn " + (danger ? "danger-fill" : "primary")} onClick=${() => { onClose(); onConfirm(); }}>${action}</button>
+    </div>
+  </${Dialog}>`;
+}
+
+function InviteForm({ chat, c }) {
+  const [name, setName] = useState("");
+  const [msg, setMsg] = useState(null);
+  async function invite(e) {
+    e.preventDefault();
+    if (!name.trim()) return;
+    try {
+      await chat.invite(c, name.trim());
+      setMsg({ ok: true, text: `${name.trim()} is in.` });
+      setName("");
+    } catch (err) {
+      setMsg({ ok: false, text: err.code === "not_found" ? `No user called ${name.trim()}.` : err.message });
+    }
+  }
+  return html`<form class="invite" onSubmit=${invite}>
+    <input value=${name} onInput=${(e) => setName(e.currentTarget.value)} placeholder="Invite someone" aria-label="Name to invite" autocapitalize="none" spellcheck="false" />
+    <button class="btn small" type="submit">Invite</button>
+    ${msg && html`<p class=${msg.ok ? "form-ok" : "form-error"} role="status">${msg.text}</p>`}
+  </form>`;
+}
+
 export function MemberList({ chat, c, open, onClose, onDm }) {
   const members = c.members;
   const sorted = members
@@ -61,6 +92,7 @@ export function MemberList({ chat, c, open, onClose, onDm }) {
           ${m.role === "owner" && html`<span class="role">owner</span>`}
         </button></li>`)}
     </ul>`}
+    ${c.kind === "room" && html`<${InviteForm} chat=${chat} c=${c} />`}
   </aside>`;
 }
 
