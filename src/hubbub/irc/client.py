@@ -23,7 +23,6 @@ Rules of this file:
 
 from __future__ import annotations
 
-import enum
 import time as _time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -33,39 +32,28 @@ from datetime import UTC, datetime
 from ircstates.server import Server
 from irctokens.line import Line, build
 
-from . import ctcp, lines, nicks, sasl
+from . import ctcp, lines, nicks
 from .config import ClientConfig
-from .ctcp import Ctcp
 from .errors import LineTooLong, NotConnected, ProtocolError, SendQueueFull
 from .events import (
     Batch,
-    CapsChanged,
-    CtcpReply,
-    CtcpRequest,
     Disconnected,
     Error,
     Event,
     History,
-    Invite,
-    Join,
-    Kick,
     LabeledResponse,
-    Member,
     Message,
     MessageKind,
-    Mode,
-    Names,
     Nick,
     NickInUse,
     Numeric,
-    Part,
-    Quit,
     Registered,
     SaslResult,
-    Topic,
-    UserUpdate,
 )
 from .history import Anchor, chathistory_params
+from .negotiate import Negotiating
+from .receive import Receiving
+from .state import State
 from .throttle import TokenBucket
 
 #: Open batches at once, and events in one batch, before the batch is refused.
@@ -78,13 +66,6 @@ NICK_ERRORS = frozenset({"433", "432", "437"})
 LABELED_COMMANDS = frozenset(
     {"CHATHISTORY", "WHOIS", "NAMES", "LIST", "MODE", "TOPIC", "PRIVMSG", "NOTICE"}
 )
-
-
-class State(enum.Enum):
-    NEW = "new"
-    REGISTERING = "registering"
-    REGISTERED = "registered"
-    CLOSED = "closed"
 
 
 @dataclass(slots=True)
@@ -101,7 +82,7 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class Client:
+class Client(Negotiating, Receiving):
     """One IRC session (one TCP connection) as a state machine."""
 
     def __init__(
@@ -394,33 +375,6 @@ class Client:
 
     # -- internals: receiving -----------------------------------------------
 
-    def _time(self, line: Line) -> datetime:
-        stamp = (line.tags or {}).get("time")
-        if stamp:
-            try:
-                parsed = datetime.fromisoformat(stamp)
-            except ValueError:
-                parsed = None
-            if parsed is not None:
-                return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-        return self.wallclock()
-
-    def _source_nick(self, line: Line) -> str:
-        return line.hostmask.nickname if line.source else ""
-
-    def _is_me(self, nick: str) -> bool:
-        return bool(nick) and self.server.casefold(nick) == self.server.casefold(self.nick)
-
-    def _channels_of(self, nick: str) -> tuple[str, ...]:
-        user = self.server.users.get(self.server.casefold(nick))
-        if user is None:
-            return ()
-        names = []
-        for lower in sorted(user.channels):
-            channel = self.server.channels.get(lower)
-            names.append(channel.name if channel else lower)
-        return tuple(names)
-
     def _handle(self, line: Line) -> None:
         command = line.command
         if command == "BATCH":
@@ -515,127 +469,6 @@ class Client:
         reason = line.params[-1] if line.params else "ERROR"
         self._close(f"server error: {reason}", retry=not self._quitting)
         return []
-
-    def _on_cap(self, line: Line, *_: object) -> list[Event]:
-        sub = line.params[1].upper()
-        multiline = len(line.params) > 3 and line.params[2] == "*"
-        tokens = line.params[-1].split()
-        values = {k: v for k, _, v in (t.partition("=") for t in tokens)}
-        if sub == "LS":
-            self._ls.update(values)
-            if not multiline:
-                self._request(self._ls)
-        elif sub == "ACK":
-            added = {k.lstrip("-") for k in values if not k.startswith("-")}
-            removed = {k[1:] for k in values if k.startswith("-")}
-            self.caps |= added
-            self.caps -= removed
-            self._cap_answered()
-            if self.state is State.REGISTERED:
-                return [CapsChanged(frozenset(self.caps), frozenset(added), frozenset(removed))]
-        elif sub == "NAK":
-            self._cap_answered()
-        elif sub == "NEW":
-            self._ls.update(values)
-            self._request(values)
-        elif sub == "DEL":
-            removed = set(values) & self.caps
-            self.caps -= removed
-            if removed:
-                return [CapsChanged(frozenset(self.caps), removed=frozenset(removed))]
-        return []
-
-    def _wanted(self, offered: dict[str, str]) -> list[str]:
-        want = [c for c in sorted(offered) if c in self.config.caps and c not in self.caps]
-        sasl_cfg = self.config.sasl
-        if (
-            sasl_cfg is not None
-            and "sasl" in offered
-            and "sasl" not in self.caps
-            and self._sasl_state is None
-            and sasl.offered(offered.get("sasl"), sasl_cfg.mechanism)
-        ):
-            want.append("sasl")
-        return want
-
-    def _request(self, offered: dict[str, str]) -> None:
-        want = self._wanted(offered)
-        chunk: list[str] = []
-        for cap in want:
-            if chunk and len(" ".join([*chunk, cap])) > 400:
-                self._send("CAP", ["REQ", " ".join(chunk)])
-                self._cap_pending += 1
-                chunk = []
-            chunk.append(cap)
-        if chunk:
-            self._send("CAP", ["REQ", " ".join(chunk)])
-            self._cap_pending += 1
-        if not self._cap_pending:
-            self._cap_answered()
-
-    def _cap_answered(self) -> None:
-        self._cap_pending = max(self._cap_pending - 1, 0)
-        if self._cap_pending or not self._cap_open:
-            return
-        sasl_cfg = self.config.sasl
-        if sasl_cfg is not None and self._sasl_state is None:
-            if "sasl" in self.caps:
-                self._sasl_state = "started"
-                self._send("AUTHENTICATE", [sasl_cfg.mechanism.value])
-                return
-            self._sasl_state = "done"
-            self._events.append(
-                SaslResult(False, sasl_cfg.mechanism.value, message="SASL not offered")
-            )
-            if sasl_cfg.required:
-                self._abort("SASL required but the server does not offer it")
-                return
-        self._cap_end()
-
-    def _cap_end(self) -> None:
-        if self._cap_open:
-            self._cap_open = False
-            self._send("CAP", ["END"])
-
-    def _on_authenticate(self, line: Line, *_: object) -> list[Event]:
-        if self._sasl_state != "started" or self.config.sasl is None:
-            return []
-        if line.params and line.params[0] == "+":
-            for part in sasl.chunks(sasl.payload(self.config.sasl)):
-                self._send("AUTHENTICATE", [part])
-        return []
-
-    def _sasl_done(self, line: Line, success: bool) -> list[Event]:
-        cfg = self.config.sasl
-        if cfg is None or self._sasl_state == "done":
-            return []
-        self._sasl_state = "done"
-        message = line.params[-1] if line.params else ""
-        result = SaslResult(success, cfg.mechanism.value, self.server.account, message)
-        if not success and cfg.required:
-            self._events.append(result)
-            self._abort(f"SASL failed ({line.command}: {message})")
-            return []
-        self._cap_end()
-        return [result]
-
-    def _on_903(self, line: Line, *_: object) -> list[Event]:
-        return self._sasl_done(line, True)
-
-    def _on_907(self, line: Line, *_: object) -> list[Event]:
-        return self._sasl_done(line, True)
-
-    def _sasl_fail(self, line: Line, *_: object) -> list[Event]:
-        return self._sasl_done(line, False)
-
-    _on_902 = _on_904 = _on_905 = _on_906 = _sasl_fail
-
-    def _on_908(self, line: Line, *_: object) -> list[Event]:
-        # The mechanisms the server supports; 904 follows and ends the attempt.
-        return [Numeric("908", tuple(line.params), self._time(line))]
-
-    def _on_900(self, line: Line, *_: object) -> list[Event]:
-        return [UserUpdate(self.nick, "account", self.server.account, self._time(line))]
 
     def _on_001(self, line: Line, *_: object) -> list[Event]:
         self._welcomed = True
@@ -739,205 +572,6 @@ class Client:
         return [Nick(old, new, self._time(line), before, is_me)]
 
     # -- channels and users ---------------------------------------------------
-
-    def _msgid(self, line: Line) -> str | None:
-        return (line.tags or {}).get("msgid")
-
-    def _on_join(self, line: Line, *_: object) -> list[Event]:
-        nick = self._source_nick(line)
-        account = realname = None
-        if len(line.params) >= 3:  # extended-join: channel account realname
-            account = None if line.params[1] == "*" else line.params[1]
-            realname = line.params[2]
-        host = line.hostmask
-        userhost = f"{host.username}@{host.hostname}" if host.username and host.hostname else None
-        return [
-            Join(
-                line.params[0],
-                nick,
-                self._time(line),
-                userhost,
-                account,
-                realname,
-                self._is_me(nick),
-                self._msgid(line),
-            )
-        ]
-
-    def _on_part(self, line: Line, *_: object) -> list[Event]:
-        nick = self._source_nick(line)
-        reason = line.params[1] if len(line.params) > 1 else ""
-        return [
-            Part(
-                line.params[0], nick, reason, self._time(line), self._is_me(nick), self._msgid(line)
-            )
-        ]
-
-    def _on_kick(self, line: Line, *_: object) -> list[Event]:
-        reason = line.params[2] if len(line.params) > 2 else ""
-        kicked = line.params[1]
-        return [
-            Kick(
-                line.params[0],
-                kicked,
-                self._source_nick(line),
-                reason,
-                self._time(line),
-                self._is_me(kicked),
-                self._msgid(line),
-            )
-        ]
-
-    def _on_quit(self, line: Line, before: tuple[str, ...], _old: str) -> list[Event]:
-        nick = self._source_nick(line)
-        if self.server.casefold(nick) == self.server.casefold(self.wanted_nick):
-            self._try_regain()
-        reason = line.params[0] if line.params else ""
-        return [Quit(nick, reason, self._time(line), before, self._msgid(line))]
-
-    def _on_topic(self, line: Line, *_: object) -> list[Event]:
-        topic = line.params[1] if len(line.params) > 1 else ""
-        return [Topic(line.params[0], topic, self._time(line), self._source_nick(line), True)]
-
-    def _on_332(self, line: Line, *_: object) -> list[Event]:
-        return [Topic(line.params[1], line.params[2], self._time(line))]
-
-    def _on_mode(self, line: Line, *_: object) -> list[Event]:
-        return [
-            Mode(
-                line.params[0],
-                tuple(line.params[1:]),
-                self._time(line),
-                self._source_nick(line) or None,
-            )
-        ]
-
-    def _on_366(self, line: Line, *_: object) -> list[Event]:
-        channel = self.server.channels.get(self.server.casefold(line.params[1]))
-        if channel is None:
-            return []
-        prefix = self.server.isupport.prefix
-        members = []
-        for cuser in channel.users.values():
-            nick = cuser.nickname
-            marks = "".join(
-                p for m, p in zip(prefix.modes, prefix.prefixes, strict=False) if m in cuser.modes
-            )
-            members.append(Member(nick, marks))
-        members.sort(key=lambda m: m.nick.lower())
-        return [Names(channel.name, tuple(members))]
-
-    def _user_update(self, line: Line, what: str, value: str | None) -> list[Event]:
-        return [UserUpdate(self._source_nick(line), what, value, self._time(line))]
-
-    def _on_away(self, line: Line, *_: object) -> list[Event]:
-        return self._user_update(line, "away", line.params[0] if line.params else None)
-
-    def _on_account(self, line: Line, *_: object) -> list[Event]:
-        account = line.params[0]
-        return self._user_update(line, "account", None if account == "*" else account)
-
-    def _on_chghost(self, line: Line, *_: object) -> list[Event]:
-        return self._user_update(line, "host", f"{line.params[0]}@{line.params[1]}")
-
-    def _on_setname(self, line: Line, *_: object) -> list[Event]:
-        return self._user_update(line, "realname", line.params[0])
-
-    def _on_invite(self, line: Line, *_: object) -> list[Event]:
-        return [Invite(self._source_nick(line), line.params[1], self._time(line))]
-
-    def _on_ack(self, line: Line, *_: object) -> list[Event]:
-        return []  # labeled-response ACK: _route turns it into an empty LabeledResponse
-
-    # -- messages ------------------------------------------------------------
-
-    def _on_privmsg(self, line: Line, *_: object) -> list[Event]:
-        return self._message(line)
-
-    _on_notice = _on_privmsg
-
-    def _message(self, line: Line) -> list[Event]:
-        if len(line.params) < 2:
-            raise ValueError(f"{line.command} without text")
-        tags = line.tags or {}
-        target, text = line.params[0], line.params[1]
-        when = self._time(line)
-        is_server = not line.source or "!" not in line.source
-        nick = self._source_nick(line) if not is_server or not line.source else line.source
-        own = not is_server and self._is_me(nick)
-        bare = target.lstrip("".join(self.server.isupport.statusmsg))
-        is_channel = bool(bare) and self.server.is_channel(bare)
-        if is_channel:
-            conversation = bare
-        elif is_server:
-            conversation = ""
-        else:
-            conversation = target if own else nick
-        self._forget_stranger(nick)
-        request = ctcp.parse(text)
-        kind = MessageKind.NOTICE if line.command == "NOTICE" else MessageKind.PRIVMSG
-        if request is not None:
-            if request.command != "ACTION":
-                return self._ctcp(line.command, nick, target, request, when, own)
-            if kind is MessageKind.PRIVMSG:
-                kind, text = MessageKind.ACTION, request.argument
-        host = line.hostmask if line.source and not is_server else None
-        userhost = (
-            f"{host.username}@{host.hostname}" if host and host.username and host.hostname else None
-        )
-        return [
-            Message(
-                target=target,
-                conversation=conversation,
-                nick=nick,
-                text=text,
-                kind=kind,
-                time=when,
-                msgid=tags.get("msgid"),
-                tags=dict(tags),
-                is_echo=own,
-                own=own,
-                is_channel=is_channel,
-                userhost=userhost,
-                account=tags.get("account"),
-                batch=tags.get("batch"),
-                label=tags.get("label"),
-            )
-        ]
-
-    def _ctcp(
-        self, command: str, nick: str, target: str, request: Ctcp, when: datetime, own: bool
-    ) -> list[Event]:
-        if command == "NOTICE":
-            return [CtcpReply(nick, request.command, request.argument, when)]
-        answer: str | None = None
-        if request.command == "VERSION":
-            answer = self.config.version
-        elif request.command == "PING":
-            answer = request.argument
-        elif request.command == "TIME":
-            answer = self.wallclock().strftime("%a %b %d %H:%M:%S %Y UTC")
-        elif request.command == "CLIENTINFO":
-            answer = "ACTION CLIENTINFO PING TIME VERSION"
-        replied = False
-        if (
-            answer is not None
-            and not own
-            and self.state is State.REGISTERED
-            and self._ctcp_bucket.take(self.clock())
-        ):
-            reply = ctcp.wrap(request.command, answer[:400])
-            self._send("NOTICE", [nick, reply])
-            replied = True
-        return [CtcpRequest(nick, target, request.command, request.argument, when, replied)]
-
-    def _forget_stranger(self, nick: str) -> None:
-        # ircstates creates a user for everyone who messages us; drop those we
-        # share no channel with, so a stream of strangers cannot grow memory.
-        lower = self.server.casefold(nick) if nick else ""
-        user = self.server.users.get(lower)
-        if user is not None and not user.channels and lower != self.server.nickname_lower:
-            del self.server.users[lower]
 
 
 # Numerics that are consumed by the state machine without an event of their own.
