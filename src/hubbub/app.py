@@ -90,6 +90,7 @@ async def build_services(settings: Settings, *, metrics: Metrics | None = None) 
         max_message_length=settings.max_message_length,
         max_topic_length=settings.max_topic_length,
         send_limiter=TokenBucket(rate=settings.send_rate, burst=settings.send_burst),
+        presence_grace=settings.presence_grace,
     )
     accounts = Accounts(store, settings, make_hasher(settings), bus)
     fanout = Fanout(send_buffer=settings.ws_send_buffer)
@@ -129,6 +130,7 @@ async def build_services(settings: Settings, *, metrics: Metrics | None = None) 
 async def close_services(services: Services) -> None:
     """Close the bus, then the store (commits what is queued, disposes its engines)."""
     try:
+        await services.hub.close()
         await services.bus.close()
     finally:
         await services.store.close()

@@ -112,6 +112,7 @@ class Settings(BaseSettings):
     ws_replay_limit: int = Field(default=2000, ge=1)  # beyond: client pages history
     send_rate: float = Field(default=10.0, gt=0)  # messages per second per user
     send_burst: int = Field(default=20, ge=1)
+    presence_grace: float = Field(default=5.0, ge=0, le=3600)  # seconds before "offline"
     login_attempts_per_account: int = Field(default=10, ge=1)  # per 15 minutes
     login_attempts_per_address: int = Field(default=30, ge=1)  # per 15 minutes
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from hubbub.core.errors import Forbidden, InvalidInput, NotFound, NotMember, TooLong
@@ -111,6 +113,7 @@ async def test_presence_counts_sessions(
     services: Services, alice: User, events: list[Event]
 ) -> None:
     hub = services.hub
+    hub.presence_grace = 0  # offline at once
     await hub.connected(alice)
     await hub.connected(alice)
     assert hub.is_online(alice.id)
@@ -122,6 +125,30 @@ async def test_presence_counts_sessions(
     assert len(statuses) == 2
     assert b'"status":"online"' in statuses[0]
     assert b'"status":"offline"' in statuses[1]
+
+
+async def test_presence_waits_out_the_grace_period(
+    services: Services, alice: User, events: list[Event]
+) -> None:
+    hub = services.hub
+    hub.presence_grace = 0.2
+    await hub.connected(alice)
+    await hub.disconnected(alice)
+    await hub.connected(alice)  # back within the grace: no offline, no second online
+    await hub.disconnected(alice)
+    assert hub.is_online(alice.id)
+    await asyncio.sleep(0.05)
+    assert hub.is_online(alice.id)
+    for _ in range(100):
+        if not hub.is_online(alice.id):
+            break
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(0.02)  # the offline event is published by a task
+    statuses = [e.payload for e in events if e.scope is Scope.ALL]
+    assert len(statuses) == 2, statuses
+    assert b'"status":"online"' in statuses[0]
+    assert b'"status":"offline"' in statuses[1]
+    assert not hub.is_online(alice.id)
 
 
 async def test_read_marker_is_clamped(services: Services, alice: User) -> None:

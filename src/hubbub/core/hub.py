@@ -8,6 +8,7 @@ JSON is encoded here, once.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -71,13 +72,21 @@ class Hub:
         max_message_length: int = 4000,
         max_topic_length: int = 390,
         send_limiter: TokenBucket | None = None,
+        presence_grace: float = 0.0,
     ) -> None:
+        """``presence_grace``: seconds a user with no session left still counts
+        as online, so a reconnect (a network blip, a reload, a server restart
+        behind a balancer) sends no offline/online pair to everyone."""
         self.store = store
         self.bus = bus
         self.max_message_length = max_message_length
         self.max_topic_length = max_topic_length
         self.send_limiter = send_limiter or TokenBucket(rate=10.0, burst=20)
-        self._online: dict[int, int] = {}  # user id -> sessions in this process
+        self.presence_grace = presence_grace
+        # user id -> sessions in this process; 0 while in the grace period
+        self._online: dict[int, int] = {}
+        self._going_offline: dict[int, asyncio.TimerHandle] = {}
+        self._background: set[asyncio.Task[None]] = set()
 
     # messages ----------------------------------------------------------------
     async def post(
@@ -317,9 +326,12 @@ class Hub:
     # presence -----------------------------------------------------------------
     async def connected(self, user: User) -> None:
         """A session of ``user`` opened in this process."""
+        pending = self._going_offline.pop(user.id, None)
+        if pending is not None:
+            pending.cancel()  # back within the grace period: nobody saw them leave
         count = self._online.get(user.id, 0) + 1
         self._online[user.id] = count
-        if count == 1:
+        if count == 1 and pending is None:
             await self._publish_presence(user, "online")
 
     async def disconnected(self, user: User) -> None:
@@ -327,8 +339,37 @@ class Hub:
         if count > 0:
             self._online[user.id] = count
             return
-        self._online.pop(user.id, None)
-        await self._publish_presence(user, "offline")
+        if self.presence_grace <= 0:
+            self._online.pop(user.id, None)
+            await self._publish_presence(user, "offline")
+            return
+        self._online[user.id] = 0
+        if user.id not in self._going_offline:
+            loop = asyncio.get_running_loop()
+            self._going_offline[user.id] = loop.call_later(
+                self.presence_grace, self._grace_over, user
+            )
+
+    def _grace_over(self, user: User) -> None:
+        self._going_offline.pop(user.id, None)
+        if self._online.get(user.id) != 0:
+            return
+        del self._online[user.id]
+        task = asyncio.get_running_loop().create_task(self._publish_presence(user, "offline"))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def close(self) -> None:
+        """Stop the grace timers (the process is going away, and its sessions
+        with it) and wait for presence events being published."""
+        waiting = list(self._going_offline)
+        for handle in self._going_offline.values():
+            handle.cancel()
+        self._going_offline.clear()
+        for user_id in waiting:
+            self._online.pop(user_id, None)
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
 
     def is_online(self, user_id: int) -> bool:
         return user_id in self._online
