@@ -6,6 +6,8 @@ import base64
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from irchelp import FIXED_NOW, make, registered
 from irctokens.line import tokenise
 
@@ -612,3 +614,55 @@ def test_batch_bounds() -> None:
     assert sum(isinstance(e, Error) for e in h.events) == 8
     h.feed("BATCH -nonexistent", "BATCH")
     assert h.client.registered
+
+
+@given(st.lists(st.binary(max_size=300), max_size=30))
+@settings(max_examples=200, deadline=None)
+def test_any_bytes_never_crash_the_client(chunks: list[bytes]) -> None:
+    h = registered(caps=ALL_CAPS)
+    for chunk in chunks:
+        h.client.receive_data(chunk + b"\r\n")
+        h.client.events_received()
+        h.client.data_to_send()
+        h.client.tick()
+
+
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                ":a!b@c PRIVMSG #x :hi",
+                ":a!b@c JOIN #x",
+                ":a!b@c PART",
+                ":a!b@c KICK #x",
+                ":a!b@c NICK",
+                ":a!b@c MODE #x +o",
+                ":srv 353 me = #x",
+                ":srv 366 me",
+                "BATCH +a chathistory",
+                "BATCH -a",
+                "@batch=a :a!b@c PRIVMSG #x :in",
+                ":srv CAP me ACK",
+                ":srv CAP me NEW :sasl",
+                ":srv CAP me DEL",
+                "AUTHENTICATE +",
+                ":srv 904 me",
+                ":srv 433",
+                ":srv 731 me",
+                ":srv 303 me",
+                "ERROR",
+                ":a!b@c QUIT",
+                ":a!b@c PRIVMSG me :\x01",
+                ":a!b@c PRIVMSG me :\x01\x01",
+                "@label= :srv ACK",
+            ]
+        ),
+        max_size=40,
+    )
+)
+@settings(max_examples=200, deadline=None)
+def test_odd_lines_in_any_order_never_crash(script: list[str]) -> None:
+    h = registered(caps=ALL_CAPS)
+    for line in script:
+        h.feed(line)
+        h.client.data_to_send()

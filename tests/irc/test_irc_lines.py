@@ -6,6 +6,8 @@ import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hubbub.irc import history, lines, nicks, sasl
 from hubbub.irc.backoff import Backoff
@@ -167,3 +169,21 @@ def test_nick_candidates() -> None:
     assert got[:7] == ["hubbub", "hub", "hubbub_", "hubbub__", "hubbu___", "hubbub1", "hubbub2"]
     assert all(len(n) <= 8 for n in got)
     assert len(got) == len({n.lower() for n in got}) <= nicks.MAX_ATTEMPTS
+
+
+@given(
+    st.text(
+        st.characters(blacklist_characters="\r\n", blacklist_categories=("Cs",)), max_size=2000
+    ),
+    st.integers(4, 600),
+)
+@settings(max_examples=200, deadline=None)
+def test_split_property(text: str, budget: int) -> None:
+    parts = lines.split_text(text, budget)
+    assert "".join(parts) == text
+    for part in parts:
+        assert part and len(part.encode("utf-8")) <= budget
+
+
+def test_split_replaces_lone_surrogates() -> None:
+    assert lines.split_text("a\ud800b", 10) == ["a\ufffdb"]

@@ -141,6 +141,8 @@ def split_text(text: str, budget: int) -> list[str]:
     """
     if budget < 4:  # room for at least one code point of any length
         raise ValueError(f"no room for text in the line (budget {budget} bytes)")
+    # Lone surrogates (from a careless JSON client) cannot be UTF-8: make them U+FFFD.
+    text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
     chunks: list[str] = []
     for paragraph in text.replace("\r", "").split("\n"):
         rest = paragraph
