@@ -160,3 +160,47 @@ async def test_read_marker_is_clamped(services: Services, alice: User) -> None:
     assert await hub.mark_read(alice, cid, 0) == 2
     with pytest.raises(InvalidInput):
         await hub.mark_read(alice, cid, -1)
+
+
+async def test_membership_is_cached_and_forgotten_on_leave_in_any_process(
+    services: Services, alice: User, bob: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A send checks membership once per (conversation, user); a leave made by
+    another process (another Hub on the same store and bus) ends it here too."""
+    from hubbub.core.hub import Hub
+
+    here = services.hub
+    there = Hub(services.store, services.bus)  # a second process, as far as the bus tells
+    room = await here.create_room(alice, "lobby")
+    cid = room.conversation.id
+    await here.join(bob, cid)
+
+    lookups: list[tuple[int, int]] = []
+    real_get_member = services.store.get_member
+
+    async def counting_get_member(conversation_id: int, user_id: int):  # type: ignore[no-untyped-def]
+        lookups.append((conversation_id, user_id))
+        return await real_get_member(conversation_id, user_id)
+
+    monkeypatch.setattr(services.store, "get_member", counting_get_member)
+    for i in range(3):
+        await here.post(bob, cid, f"m{i}")
+    assert lookups == [(cid, bob.id)]
+
+    await there.leave(bob, cid)
+    with pytest.raises(NotMember):
+        await here.post(bob, cid, "after leaving")
+    assert [m.text for m in await services.store.history(cid)][-1] == ""  # the part, no more
+
+
+async def test_removed_user_memberships_are_forgotten(
+    services: Services, alice: User, bob: User
+) -> None:
+    hub = services.hub
+    room = await hub.create_room(alice, "lobby")
+    cid = room.conversation.id
+    await hub.join(bob, cid)
+    await hub.post(bob, cid, "cached now")
+    await services.accounts.remove_user("bob")
+    with pytest.raises(NotMember):
+        await hub.post(bob, cid, "from beyond")

@@ -87,6 +87,12 @@ class Hub:
         self._online: dict[int, int] = {}
         self._going_offline: dict[int, asyncio.TimerHandle] = {}
         self._background: set[asyncio.Task[None]] = set()
+        # (conversation id, user id) pairs known to be members: a send checks
+        # membership without a query. Leaves and removed users come back over
+        # the bus (from every process), so the cache forgets them there too.
+        self._members: set[tuple[int, int]] = set()
+        self.max_cached_members = 200_000
+        bus.add_listener(self._on_event)
 
     # messages ----------------------------------------------------------------
     async def post(
@@ -265,6 +271,7 @@ class Hub:
         await self._require_member(room.id, user.id)
         await self.post_system(room.id, "", kind=MessageKind.PART, **self._by(user))
         await self.store.remove_member(room.id, user.id)
+        self._members.discard((room.id, user.id))
         payload = dumps({"type": "left", "conversation": room.id})
         await self.bus.publish(
             Event(
@@ -431,8 +438,25 @@ class Hub:
         return conversation
 
     async def _require_member(self, conversation_id: int, user_id: int) -> None:
+        key = (conversation_id, user_id)
+        if key in self._members:
+            return
         if await self.store.get_member(conversation_id, user_id) is None:
             raise NotMember("you are not a member of this conversation")
+        if len(self._members) >= self.max_cached_members:
+            self._members.clear()  # crude but bounded; it refills as people talk
+        self._members.add(key)
+
+    def _on_event(self, event: Event) -> None:
+        """Forget cached memberships that a leave or a removal ended, in any process."""
+        if event.scope is not Scope.USER:
+            return
+        if event.control is Control.UNSUBSCRIBE and event.conversation_id is not None:
+            self._members.discard((event.conversation_id, event.target))
+        elif event.control is Control.REVOKE:
+            # A removed user's memberships went with them; a revoked session
+            # changes none, but forgetting costs one query at their next send.
+            self._members = {key for key in self._members if key[1] != event.target}
 
     async def _require_reader(self, conversation_id: int, user_id: int) -> None:
         """Members read everything; anyone may read a public room before joining it."""
