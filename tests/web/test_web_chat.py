@@ -400,3 +400,64 @@ def test_join_dialog_create_then_leave(sessions: Any) -> None:
     bob.page.get_by_role("dialog").get_by_role("button", name="Leave room").click()
     expect(bob.page.locator("nav .conv", has_text=room)).to_have_count(0)
     expect(page.locator(".fold", has_text=f"{bob.name} left")).to_be_visible()
+
+
+NOTIFICATION_SPY = """
+window.__notes = [];
+window.Notification = class {
+  static permission = "granted";
+  static requestPermission() { return Promise.resolve("granted"); }
+  constructor(title, options) { window.__notes.push([title, options.body]); }
+  close() {}
+};
+Object.defineProperty(document, "hidden", { get: () => !!window.__hidden });
+"""
+
+
+def test_notifications_for_mentions_and_dms_while_hidden(sessions: Any, hub: Hub) -> None:
+    alice = sessions()
+    alice.context.add_init_script(NOTIFICATION_SPY)
+    alice.page.reload()
+    room = room_with(alice)
+    alice.page.evaluate("window.__hidden = true")
+    with hub.api(unique("ivy")) as ivy:
+        conv = ivy.post("rooms/join", json={"name": room}).json()
+        ivy.post(f"conversations/{conv['id']}/messages", json={"text": "nobody in particular"})
+        ivy.post(f"conversations/{conv['id']}/messages", json={"text": f"{alice.name}: lunch?"})
+        dm = ivy.post("dms", json={"name": alice.name}).json()
+        ivy.post(f"conversations/{dm['id']}/messages", json={"text": "a private word"})
+        expect(
+            alice.page.locator("nav .conv", has_text=ivy.get("me").json()["user"]["name"])
+        ).to_be_visible()
+    alice.page.wait_for_function("window.__notes.length >= 2")
+    notes = alice.page.evaluate("window.__notes")
+    assert [body for _, body in notes] == [f"{alice.name}: lunch?", "a private word"]
+    assert notes[0][0].endswith(f"in #{room}")
+
+
+def test_history_loads_as_you_scroll_up(sessions: Any, hub: Hub) -> None:
+    alice = sessions()
+    room = room_with(alice)
+    alice.page.goto("about:blank")  # away while the history is written
+    texts = [f"history {i:03}" for i in range(130)]
+    with hub.api(unique("jack")) as jack:
+        conv = jack.post("rooms/join", json={"name": room}).json()
+        for text in texts:
+            jack.post(f"conversations/{conv['id']}/messages", json={"text": text})
+    alice.page.goto(alice.hub.url)  # too far behind: the newest page over REST
+    alice.open(room)
+    page = alice.page
+    expect(page.locator(".msg .text", has_text="history 129")).to_be_visible()
+    expect(page.get_by_role("button", name="Jump to the latest messages")).to_have_count(0)
+    assert len(alice.texts()) < 130
+    for _ in range(20):
+        page.locator("#messages").evaluate("el => { el.scrollTop = 0; }")
+        page.wait_for_timeout(150)
+        if page.locator(".beginning").count():
+            break
+    expect(page.locator(".beginning")).to_be_visible()
+    assert [t for t in alice.texts() if t.startswith("history")] == texts
+    jump = page.get_by_role("button", name="Jump to the latest messages")
+    expect(jump).to_be_visible()
+    jump.click()
+    expect(page.locator(".msg .text", has_text="history 129")).to_be_in_viewport()
