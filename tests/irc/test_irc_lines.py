@@ -187,3 +187,12 @@ def test_split_property(text: str, budget: int) -> None:
 
 def test_split_replaces_lone_surrogates() -> None:
     assert lines.split_text("a\ud800b", 10) == ["a\ufffdb"]
+
+
+def test_secrets_stay_out_of_repr() -> None:
+    from hubbub.irc.config import ClientConfig
+
+    config = ClientConfig(
+        "n", password="server-secret", sasl=Sasl(SaslMechanism.PLAIN, "u", "sasl-secret")
+    )
+    assert "secret" not in repr(config)

@@ -38,7 +38,7 @@ class SaslMechanism(enum.StrEnum):
 class Sasl:
     mechanism: SaslMechanism = SaslMechanism.PLAIN
     username: str = ""
-    password: str = ""
+    password: str = field(default="", repr=False)
     #: Abort registration (QUIT, no reconnect) when SASL fails or is not offered.
     required: bool = False
 
@@ -49,7 +49,7 @@ class ClientConfig:
     username: str = ""
     realname: str = ""
     alt_nick: str = ""
-    password: str = ""  # server password (PASS)
+    password: str = field(default="", repr=False)  # server password (PASS)
     sasl: Sasl | None = None
     version: str = "Hubbub"
     caps: frozenset[str] = WANTED_CAPS
@@ -65,7 +65,6 @@ class ClientConfig:
     regain_interval: float = 30.0
     #: Lines that may wait in the send queue.
     max_queue: int = 2000
-    extra: dict[str, str] = field(default_factory=dict)
 
     @property
     def user(self) -> str:

@@ -56,6 +56,8 @@ log = logging.getLogger("hubbub.irc")
 
 READ_SIZE = 16384
 QUIT_FLUSH = 2.0
+#: Private conversations remembered for gap filling (the most recent ones).
+MAX_QUERIES = 200
 
 
 class ConnState(enum.Enum):
@@ -389,7 +391,11 @@ class Connection:
                     self.queries[event.new.lower()] = event.new
             case Message():
                 if event.conversation and not event.is_channel:
-                    self.queries.setdefault(event.conversation.lower(), event.conversation)
+                    key = event.conversation.lower()
+                    self.queries.pop(key, None)
+                    self.queries[key] = event.conversation  # most recent last
+                    while len(self.queries) > MAX_QUERIES:
+                        self.queries.pop(next(iter(self.queries)))
                 if event.conversation:
                     self.seen.add(event.conversation, event)
             case History():
