@@ -14,7 +14,7 @@ from rawirc import EventLog
 
 from hubbub.irc import certs
 from hubbub.irc.config import ClientConfig, Sasl, SaslMechanism
-from hubbub.irc.connection import Connection, ConnState, NetworkConfig
+from hubbub.irc.connection import Connection, ConnState, NetworkConfig, Reconnecting
 from hubbub.irc.events import (
     Disconnected,
     Error,
@@ -284,3 +284,51 @@ async def test_names_and_slow_reader_back_pressure(conns: list[Connection]) -> N
         assert texts == [f"line {i}" for i in range(3000)]
         assert last.conversation == "#big"
         assert not server.errors
+
+
+async def test_the_writer_obeys_the_throttle(conns: list[Connection]) -> None:
+    arrivals: list[float] = []
+
+    async def script(peer: Peer) -> None:
+        await peer.register()
+        loop = asyncio.get_running_loop()
+        while len(arrivals) < 8:
+            if (await peer.line()).startswith("PRIVMSG"):
+                arrivals.append(loop.time())
+        await asyncio.sleep(5)
+
+    async with FakeServer([script]) as server:
+        client = ClientConfig(nick="hubbub", throttle_burst=3, throttle_interval=0.2)
+        conn = Connection(NetworkConfig("127.0.0.1", server.port, client, tls=False))
+        conns.append(conn)
+        conn.start()
+        log = EventLog(conn)
+        await log.wait(lambda e: isinstance(e, Registered))
+        for i in range(8):
+            conn.privmsg("#c", f"m{i}")
+        async with asyncio.timeout(scaled(10)):
+            while len(arrivals) < 8:
+                await asyncio.sleep(0.05)
+        start = arrivals[0]
+        assert arrivals[2] - start < 0.15  # the burst
+        for n in range(3, 8):  # then one line per 0.2 s
+            assert arrivals[n] - start >= (n - 2) * 0.2 - 0.02
+
+
+async def test_reconnect_backs_off_with_jitter(conns: list[Connection]) -> None:
+    async def refuse(peer: Peer) -> None:
+        await peer.expect("CAP LS")
+        await peer.close()
+
+    async with FakeServer([refuse] * 4) as server:
+        cfg = config(server.port, backoff_base=0.05, backoff_cap=0.15)
+        _conn, log = run(conns, cfg)
+        delays = []
+        for _ in range(4):
+            waiting = await log.wait(lambda e: isinstance(e, Reconnecting))
+            delays.append(waiting.delay)
+            assert waiting.reason == "server closed the connection"
+        ceilings = [0.05, 0.1, 0.15, 0.15]
+        for delay, ceiling in zip(delays, ceilings, strict=True):
+            assert ceiling / 2 <= delay <= ceiling
+        assert server.connections >= 4
