@@ -461,3 +461,28 @@ def test_history_loads_as_you_scroll_up(sessions: Any, hub: Hub) -> None:
     expect(jump).to_be_visible()
     jump.click()
     expect(page.locator(".msg .text", has_text="history 129")).to_be_in_viewport()
+
+
+def test_reload_while_offline_keeps_everything(sessions: Any, hub: Hub) -> None:
+    """The service worker serves the page from its cache, the messages come from
+    IndexedDB, the queue from localStorage; back online, each is sent once."""
+    alice = sessions()
+    room = room_with(alice)
+    alice.type("said while online")
+    page = alice.page
+    page.evaluate("navigator.serviceWorker.ready.then(() => true)")
+    page.reload()  # now through the service worker, which keeps a copy
+    expect(page.locator(".conn")).to_have_attribute("data-state", "online")
+    assert page.evaluate("!!navigator.serviceWorker.controller")
+    alice.context.set_offline(True)
+    alice.type("offline reload 1")
+    alice.type("offline reload 2")
+    page.reload()
+    expect(page.locator(".msg .text", has_text="said while online")).to_have_count(1)
+    expect(page.locator(".msg.pending")).to_have_count(2)
+    expect(page.locator(".offline-bar")).to_contain_text("2 messages will be sent")
+    alice.context.set_offline(False)
+    expect(page.locator(".msg.pending")).to_have_count(0)
+    expect(page.locator(".msg .text", has_text="offline reload 2")).to_have_count(1)
+    sent = [t for t in history(hub, alice.name, room) if t.startswith("offline reload")]
+    assert sent == ["offline reload 1", "offline reload 2"]

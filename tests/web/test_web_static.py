@@ -60,6 +60,10 @@ async def test_assets_cache_policy(make_client: Any) -> None:
     if (STATIC_DIR / "vendor" / "preact.mjs").is_file():  # after ./scripts/setup-web
         vendor = await client.get("/static/vendor/preact.mjs")
         assert vendor.headers["cache-control"] == "public, max-age=86400"
+    worker = await client.get("/sw.js")
+    assert worker.status_code == 200
+    assert worker.headers["content-type"].startswith("text/javascript")
+    assert worker.headers["cache-control"] == "no-cache"
     manifest = await client.get("/static/manifest.webmanifest")
     assert manifest.json()["start_url"] == "../"
 

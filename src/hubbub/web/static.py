@@ -11,6 +11,8 @@ Rules:
 - ``/`` (and ``/index.html``) answer the page with ``Cache-Control: no-cache``
   and a Content-Security-Policy: scripts only from this origin plus the inline
   import map (allowed by its hash), no plugins, no framing by other sites.
+- ``/sw.js`` is the service worker (at the base path, so it may serve the page
+  from its cache when offline; it never touches the API).
 - ``/static/...`` are the files themselves, revalidated by ETag
   (``no-cache``) so an upgrade of Hubbub is seen at the next load, except the
   vendored packages, whose names carry their version and are cached for a day.
@@ -27,7 +29,7 @@ import re
 from pathlib import Path
 
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import Message, Receive, Scope, Send
@@ -112,8 +114,17 @@ def static_routes(directory: Path = STATIC_DIR) -> list[BaseRoute]:
     async def to_root(request: Request) -> Response:
         return RedirectResponse(page.base_of(request), status_code=308)
 
+    async def service_worker(request: Request) -> Response:
+        # at the base path itself, so its scope is the whole client
+        return FileResponse(
+            directory / "sw.js",
+            media_type="text/javascript",
+            headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"},
+        )
+
     return [
         Route("/", page.respond, methods=["GET", "HEAD"], name="client", include_in_schema=False),
         Route("/index.html", to_root, methods=["GET", "HEAD"], include_in_schema=False),
+        Route("/sw.js", service_worker, methods=["GET", "HEAD"], include_in_schema=False),
         Mount("/static", app=Assets(directory=directory), name="static"),
     ]

@@ -44,6 +44,11 @@ export class Chat {
       positions: () => this.positions(),
       outbox: this.outbox,
       onFrame: (f) => this.frame(f),
+      onRefused: () => {
+        // the upgrade is refused with 401 when the session is gone; a browser
+        // only sees a closed socket, so ask the API who we are
+        rest.get("me").catch((err) => err.code === "unauthorized" && this.client.revoke());
+      },
       onState: (state, info) => {
         this.conn = { state, info };
         this.changed();

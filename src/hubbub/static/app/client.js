@@ -27,8 +27,9 @@ export class ProtocolClient {
    * @param {(frame: object) => void} o.onFrame   every server frame but ack/pong
    * @param {(state: string, info: object) => void} o.onState
    */
-  constructor({ url, positions, outbox, onFrame, onState }) {
+  constructor({ url, positions, outbox, onFrame, onState, onRefused }) {
     this.url = url;
+    this.onRefused = onRefused; // a socket closed before "ready": maybe logged out
     this.positions = positions;
     this.outbox = outbox;
     this.onFrame = onFrame;
@@ -143,6 +144,7 @@ export class ProtocolClient {
   closed(ws, code, reason) {
     if (ws !== this.ws) return;
     this.ws = null;
+    if (this.state === "connecting" && navigator.onLine) this.onRefused?.();
     this.outbox.requeueInFlight();
     if (code === 4001) {
       this.clearTimers();
@@ -151,6 +153,18 @@ export class ProtocolClient {
     }
     if (code === 4008) this.attempt = 0; // too slow: come back at once, nothing is lost
     this.scheduleReconnect(code === 1001 ? "the server is restarting" : "connection lost");
+  }
+
+  /** The server says our credentials are gone: stop for good. */
+  revoke(reason = "your session ended") {
+    this.clearTimers();
+    const ws = this.ws;
+    this.ws = null;
+    if (ws) {
+      ws.onclose = ws.onmessage = null;
+      ws.close(1000);
+    }
+    this.setState("revoked", { reason });
   }
 
   sendFrame(frame) {

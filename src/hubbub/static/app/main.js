@@ -268,6 +268,16 @@ function App({ chat, onLogout, firstAdmin }) {
   </div>`;
 }
 
+const ME_KEY = `hubbub:${new URL(document.baseURI).pathname}:me`;
+const rememberMe = (user) => (user ? localStorage.setItem(ME_KEY, JSON.stringify(user)) : localStorage.removeItem(ME_KEY));
+function rememberedMe() {
+  try {
+    return JSON.parse(localStorage.getItem(ME_KEY) || "null");
+  } catch {
+    return null;
+  }
+}
+
 function Root() {
   const [me, setMe] = useState(undefined); // undefined: asking; null: logged out
   const [chat, setChat] = useState(null);
@@ -276,9 +286,18 @@ function Root() {
 
   useEffect(() => {
     rest.get("me").then(
-      (r) => setMe(r.user),
+      (r) => {
+        rememberMe(r.user);
+        setMe(r.user);
+      },
       (err) => {
-        if (err.code !== "unauthorized") setNotice(`The server could not be reached (${err.message}).`);
+        const saved = rememberedMe();
+        if (err.code !== "unauthorized" && saved) {
+          setMe(saved); // offline or the server is down: the chat from the cache, then catch up
+          return;
+        }
+        if (err.code === "unauthorized") rememberMe(null);
+        else setNotice(`The server could not be reached (${err.message}).`);
         setMe(null);
       },
     );
@@ -292,6 +311,7 @@ function Root() {
       if (instance.conn.state === "revoked") {
         instance.stop();
         instance.forget();
+        rememberMe(null);
         setNotice("Your session ended (logged out elsewhere, or the password changed). Log in again.");
         setChat(null);
         setMe(null);
@@ -318,18 +338,24 @@ function Root() {
       chat.stop();
       await chat.forget();
     }
+    rememberMe(null);
     setNotice("You are logged out.");
     setChat(null);
     setMe(null);
   }
 
   if (me === undefined) return html`<div class="boot" role="status">Loading Hubbub…</div>`;
-  if (!me) return html`<${Login} notice=${notice} onLogin=${(user, created) => { setFirstAdmin(created && user.role === "admin"); setMe(user); }} />`;
+  if (!me) return html`<${Login} notice=${notice} onLogin=${(user, created) => { rememberMe(user); setFirstAdmin(created && user.role === "admin"); setMe(user); }} />`;
   if (!chat) return html`<div class="boot" role="status">Loading Hubbub…</div>`;
   return html`<${App} chat=${chat} onLogout=${logout} firstAdmin=${firstAdmin} />`;
 }
 
 render(html`<${Root} />`, document.getElementById("app"));
+
+// the service worker keeps the page for offline reloads (secure contexts only)
+if ("serviceWorker" in navigator && window.isSecureContext) {
+  navigator.serviceWorker.register("sw.js").catch(() => {});
+}
 
 // keep the layout above an on-screen keyboard where the browser does not resize it
 if (window.visualViewport) {
