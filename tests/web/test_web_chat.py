@@ -45,6 +45,12 @@ def test_two_users_chat_live_in_a_room_and_a_dm(sessions: Any) -> None:
     expect(link).to_have_attribute("rel", re.compile(r"\bnoopener\b"))
     expect(link).to_have_attribute("target", "_blank")
 
+    box = alice.page.locator("#composer")  # tab completes names at the start of a line
+    box.fill(bob.name[:3])
+    box.press("Tab")
+    expect(box).to_have_value(f"{bob.name}: ")
+    box.fill("")
+
     bob.page.locator("#composer").press_sequentially("hi there", delay=10)
     expect(alice.page.locator(".typing")).to_contain_text(f"{bob.name} is typing")
     bob.page.locator("#composer").press("Enter")
@@ -320,6 +326,19 @@ def test_settings_theme_and_sessions(sessions: Any) -> None:
     dialog.get_by_role("tab", name="Sessions").click()
     expect(dialog.locator(".sessions li")).to_have_count(1)
     expect(dialog.locator(".sessions")).to_contain_text("this browser")
+    dialog.get_by_role("tab", name="Notifications").click()
+    dialog.get_by_label("Highlight words").fill("deploy, release")
+    dialog.get_by_role("button", name="Save highlight words").click()
+    page.keyboard.press("Escape")
+    room_with(alice)
+    alice.type("the deploy is done")
+    expect(page.locator(".msg .text mark.mention")).to_have_count(0)  # not for your own
+    with alice.hub.api(unique("kim")) as kim:
+        conv = kim.post(
+            "rooms/join", json={"name": page.locator(".conv-title").inner_text().strip("# ")}
+        ).json()
+        kim.post(f"conversations/{conv['id']}/messages", json={"text": "starting the release now"})
+    expect(page.locator(".msg.highlight mark.mention")).to_have_text("release")
     page.reload()
     expect(page.locator("html")).to_have_attribute("data-theme", "dark")
 

@@ -80,6 +80,7 @@ function Message({ row, chat }) {
   const { m, grouped } = row;
   const mine = m.sender_id === chat.me.id;
   const hl = !mine && (m.kind === "text" || m.kind === "action" || m.kind === "notice") && mentions(m.text, chat.matcher);
+  const matcher = mine ? null : chat.matcher;
   const cls = ["msg", "kind-" + m.kind, grouped ? "grouped" : "", hl ? "highlight" : "", mine ? "mine" : ""].join(" ");
   const time = html`<time class="time" datetime=${new Date(m.ts).toISOString()} title=${fullTime(m.ts)}>${clock(m.ts)}</time>`;
   if (m.kind === "topic") {
@@ -87,19 +88,19 @@ function Message({ row, chat }) {
       <span class="sys-text"><b class=${nickClass(m.sender)}>${m.sender}</b> set the topic: <q>${richText(m.text, null)}</q></span></div>`;
   }
   if (m.kind === "system" || m.kind === "event") {
-    return html`<div class=${"msg kind-" + m.kind} data-seq=${m.seq}>${time}<span class="sys-text">${richText(m.text, chat.matcher)}</span></div>`;
+    return html`<div class=${"msg kind-" + m.kind} data-seq=${m.seq}>${time}<span class="sys-text">${richText(m.text, matcher)}</span></div>`;
   }
   if (m.kind === "action") {
     return html`<div class=${cls} data-seq=${m.seq}>
       <span class="gutter">${time}</span>
-      <div class="body"><p class="text action"><span class="star" aria-hidden="true">*</span> <b class=${"nick " + nickClass(m.sender)}>${m.sender}</b> ${richText(m.text, chat.matcher)}</p></div>
+      <div class="body"><p class="text action"><span class="star" aria-hidden="true">*</span> <b class=${"nick " + nickClass(m.sender)}>${m.sender}</b> ${richText(m.text, matcher)}</p></div>
     </div>`;
   }
   return html`<div class=${cls} data-seq=${m.seq}>
     <span class="gutter">${grouped ? time : html`<span class=${"avatar " + nickClass(m.sender)} aria-hidden="true">${initial(m.sender)}</span>`}</span>
     <div class="body">
       ${!grouped && html`<div class="meta"><b class=${"nick " + nickClass(m.sender)}>${m.sender}</b>${time}</div>`}
-      <p class="text">${m.kind === "notice" && html`<span class="notice-tag">notice</span> `}${richText(m.text, chat.matcher)}</p>
+      <p class="text">${m.kind === "notice" && html`<span class="notice-tag">notice</span> `}${richText(m.text, matcher)}</p>
     </div>
   </div>`;
 }
