@@ -32,6 +32,7 @@ from hubbub.irc.events import (
     Names,
     Nick,
     NickInUse,
+    Numeric,
     Part,
     Quit,
     Registered,
@@ -666,3 +667,25 @@ def test_odd_lines_in_any_order_never_crash(script: list[str]) -> None:
     for line in script:
         h.feed(line)
         h.client.data_to_send()
+
+
+def test_standard_replies_and_unknown_commands_are_reported() -> None:
+    h = registered(caps=ALL_CAPS)
+    h.feed(
+        "@label=h3 FAIL CHATHISTORY INVALID_TARGET #nope :Messages could not be retrieved",
+        ":srv WHATEVER a b :c",
+        "@+typing=active :bob!b@h TAGMSG #c",
+    )
+    assert isinstance(h.events[0], LabeledResponse)
+    (fail,) = h.events[0].events
+    assert isinstance(fail, Numeric) and fail.command == "FAIL" and fail.params[0] == "CHATHISTORY"
+    assert isinstance(h.events[1], Numeric) and h.events[1].command == "WHATEVER"
+    assert len(h.events) == 2
+
+
+def test_raw_quit_ends_for_good() -> None:
+    h = registered()
+    h.client.send_raw("QUIT :bye")
+    assert h.sent() == ["QUIT bye"]
+    h.feed("ERROR :Closing link")
+    assert h.events[-1] == Disconnected("server error: Closing link", retry=False)

@@ -261,6 +261,8 @@ class Client(Negotiating, Receiving):
         except ProtocolError as exc:
             raise ValueError(str(exc)) from exc
         self._enqueue(line)
+        if line.command == "QUIT":
+            self._quitting = True  # the server's ERROR then ends the session for good
 
     def privmsg(self, target: str, text: str, *, tags: dict[str, str] | None = None) -> None:
         self._say("PRIVMSG", target, text, MessageKind.PRIVMSG, tags)
@@ -393,7 +395,7 @@ class Client(Negotiating, Receiving):
         produced: list[Event] = []
         if handler is not None:
             produced = handler(line, before, old_nick) or []
-        elif command.isdigit() and command not in _SILENT_NUMERICS:
+        elif command not in _SILENT_COMMANDS:  # numerics, FAIL/WARN/NOTE, the unknown
             produced = [
                 Numeric(
                     command, tuple(line.params), self._time(line), (line.tags or {}).get("label")
@@ -574,7 +576,22 @@ class Client(Negotiating, Receiving):
     # -- channels and users ---------------------------------------------------
 
 
-# Numerics that are consumed by the state machine without an event of their own.
-_SILENT_NUMERICS = frozenset(
-    {"002", "003", "004", "005", "353", "372", "375", "333", "329", "324", "396", "901", "730"}
+# Lines consumed by the state machine without an event of their own.
+_SILENT_COMMANDS = frozenset(
+    {
+        "002",
+        "003",
+        "004",
+        "005",
+        "353",
+        "372",
+        "375",
+        "333",
+        "329",
+        "324",
+        "396",
+        "901",
+        "730",
+        "TAGMSG",
+    }
 )
