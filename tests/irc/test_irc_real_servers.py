@@ -16,6 +16,7 @@ from hubbub.irc.events import (
     Disconnected,
     Error,
     Join,
+    Member,
     Message,
     MessageKind,
     Names,
@@ -63,7 +64,8 @@ async def test_inspircd_channel_and_query(inspircd: IrcServer, started: list[Con
         "multi-prefix",
     ):
         assert cap in reg.caps
-    await log.wait(lambda e: isinstance(e, Names) and e.channel == "#hub")
+    names = await log.wait(lambda e: isinstance(e, Names) and e.channel == "#hub")
+    assert names.members == (Member("hubbub", "@"),)  # the creator is an operator
 
     raw = await RawIrc.connect(inspircd.port, "alice")
     await raw.send("JOIN #hub")
@@ -209,7 +211,8 @@ async def test_ngircd_channel_query_long_and_latin1(
     conn, log = await connect(started, network(ngircd, channels=("#ng",)))
     reg = await log.wait(lambda e: isinstance(e, Registered))
     assert "echo-message" not in reg.caps
-    await log.wait(lambda e: isinstance(e, Names) and e.channel == "#ng")
+    names = await log.wait(lambda e: isinstance(e, Names) and e.channel == "#ng")
+    assert names.members == (Member("hubbub", "@"),)
     raw = await RawIrc.connect(ngircd.port, "dave")
     await raw.send("JOIN #ng")
     await log.wait(lambda e: isinstance(e, Join) and e.nick == "dave")
@@ -245,3 +248,16 @@ async def test_ngircd_nick_collision_without_monitor(
     nick = await log.wait(lambda e: isinstance(e, Nick) and e.is_me, timeout=15)
     assert nick.new == "hubbub"
     await holder.close()
+
+
+async def test_ngircd_tls(ngircd: IrcServer, started: list[Connection]) -> None:
+    conn, log = await connect(started, network(ngircd, tls=True))
+    err = await log.wait(lambda e: isinstance(e, Error))
+    assert err.fatal and "refused" in err.message
+    conn2, log2 = await connect(
+        started, network(ngircd, "tlsng", tls=True, accept_self_signed=True)
+    )
+    await log2.wait(lambda e: isinstance(e, Registered))
+    conn2.join("#tls")
+    await log2.wait(lambda e: isinstance(e, Names) and e.channel == "#tls")
+    assert conn.state is ConnState.FAILED
