@@ -689,3 +689,15 @@ def test_raw_quit_ends_for_good() -> None:
     assert h.sent() == ["QUIT bye"]
     h.feed("ERROR :Closing link")
     assert h.events[-1] == Disconnected("server error: Closing link", retry=False)
+
+
+def test_a_bug_on_one_line_does_not_end_the_session(monkeypatch: pytest.MonkeyPatch) -> None:
+    h = registered()
+
+    def broken(*_: object) -> list[object]:
+        raise TypeError("bug")
+
+    monkeypatch.setattr(h.client, "_on_invite", broken)
+    h.feed(":bob!b@h INVITE me #x", "PING :still")
+    assert h.events[0] == Error("unexpected line (TypeError: bug)", ":bob!b@h INVITE me #x")
+    assert h.sent() == ["PONG still"]

@@ -163,7 +163,7 @@ class Client(Negotiating, Receiving):
                 continue
             try:
                 self._handle(line)
-            except (IndexError, KeyError, ValueError, AttributeError) as exc:
+            except Exception as exc:  # one bad line (or a bug on it) never ends the session
                 self._events.append(
                     Error(f"unexpected line ({type(exc).__name__}: {exc})", line.format()[:512])
                 )

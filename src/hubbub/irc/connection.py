@@ -227,7 +227,12 @@ class Connection:
         attempt = 0
         while not self._stopping:
             attempt += 1
-            reason, retry = await self._attempt(attempt)
+            try:
+                reason, retry = await self._attempt(attempt)
+            except Exception as exc:  # a bug must not end the presence on the network
+                log.exception("irc %s: session failed", self.config.host)
+                reason, retry = f"internal error: {type(exc).__name__}: {exc}", True
+                await self._emit(Disconnected(reason, retry=True))
             if self._stopping:
                 break
             if not retry:
