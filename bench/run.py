@@ -89,13 +89,15 @@ DRAIN = 15.0  # at most this long after sending stops for every delivery to arri
 PASSWORD = "bench-password-0123456789"
 
 # Hubbub settings for the benchmark: cheap password hashing for the setup, no
-# per-user send limit, no access log. Everything else is Hubbub's default.
+# per-user send limit, no per-connection op limit, no access log. Everything else is Hubbub's default.
 HUBBUB_ENV = {
     "HUBBUB_ARGON2_TIME_COST": "1",
     "HUBBUB_ARGON2_MEMORY_KIB": "8",
     "HUBBUB_ARGON2_PARALLELISM": "1",
     "HUBBUB_SEND_RATE": "1000000000",
     "HUBBUB_SEND_BURST": "1000000000",
+    "HUBBUB_WS_OPS_RATE": "1000000000",
+    "HUBBUB_WS_OPS_BURST": "1000000000",
     "HUBBUB_LOGIN_ATTEMPTS_PER_ADDRESS": "100000",
     "HUBBUB_ACCESS_LOG": "false",
     "HUBBUB_LOG_LEVEL": "warning",
@@ -295,10 +297,10 @@ def hubbub_available() -> str | None:
     return None
 
 
-def start_hubbub(data_dir: Path, cpu: int, *, plain: bool = False) -> Server:
+def start_hubbub(data_dir: Path, cpu: int) -> Server:
     port = free_port()
     args = ["serve", "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data_dir)]
-    cmd = [str(HUBBUB), *args] if plain else [str(VENV_PY), str(BENCH / "hubbub_serve.py"), *args]
+    cmd = [str(HUBBUB), *args]
     srv = start("hubbub", cmd, cpu, port, env=HUBBUB_ENV)
     srv.data_dir = data_dir
     return srv
@@ -608,7 +610,7 @@ def scenario_startup(run: Run) -> None:
                 run.notes.append("startup: stopped early, out of time")
                 break
             wait_quiet(3.0)
-            srv = start_hubbub(Path(tmp), run.server_cpu, plain=True)
+            srv = start_hubbub(Path(tmp), run.server_cpu)
             try:
                 deadline = srv.started + 30
                 while time.monotonic() < deadline and srv.proc.poll() is None:

@@ -110,6 +110,8 @@ class Settings(BaseSettings):
     ws_send_buffer: int = Field(default=1 << 20, ge=16384)  # bytes queued per socket
     ws_ping_interval: float = Field(default=20.0, gt=0)
     ws_replay_limit: int = Field(default=2000, ge=1)  # beyond: client pages history
+    ws_ops_rate: float = Field(default=20.0, gt=0)  # client frames per second per connection
+    ws_ops_burst: int = Field(default=40, ge=1)
     send_rate: float = Field(default=10.0, gt=0)  # messages per second per user
     send_burst: int = Field(default=20, ge=1)
     presence_grace: float = Field(default=5.0, ge=0, le=3600)  # seconds before "offline"

@@ -115,3 +115,13 @@ async def test_a_frame_above_the_hard_cap_closes_only_that_connection(
     await ws_server.services.hub.post(alice, rid, "after the big one")
     await b.expect("message", text="after the big one")
     await b.close()
+
+
+def test_op_limits_come_from_settings_and_stay_above_the_send_rate() -> None:
+    from hubbub.config import Settings
+    from hubbub.web.ws import limits_from
+
+    limits = limits_from(Settings(ws_ops_rate=50.0, ws_ops_burst=70, send_rate=5, send_burst=10))
+    assert (limits.ops_per_second, limits.ops_burst) == (50.0, 70)
+    limits = limits_from(Settings(ws_ops_rate=5.0, ws_ops_burst=5, send_rate=100, send_burst=30))
+    assert (limits.ops_per_second, limits.ops_burst) == (200.0, 60)

@@ -45,13 +45,14 @@ PATH = "/api/ws"
 
 
 def limits_from(settings: Settings) -> Limits:
-    """The session's limits; its frame budget stays above the Hub's send rate,
-    so ``send_rate``/``send_burst`` are the limits that apply to sends."""
+    """The session's limits (``ws_ops_rate``/``ws_ops_burst``); its frame budget
+    stays at least twice the Hub's send rate, so ``send_rate``/``send_burst`` are
+    the limits that apply to sends."""
     return Limits(
         max_frame=settings.max_ws_frame,
         replay_limit=settings.ws_replay_limit,
-        ops_per_second=max(20.0, 2 * settings.send_rate),
-        ops_burst=max(40, 2 * settings.send_burst),
+        ops_per_second=max(settings.ws_ops_rate, 2 * settings.send_rate),
+        ops_burst=max(settings.ws_ops_burst, 2 * settings.send_burst),
     )
 
 
