@@ -49,6 +49,8 @@ PROFILES: dict[str, dict[str, Any]] = {
         "ns": [100, 1000, 5000],
         "rates": [(1000, 20_000), (5000, 100_000)],
         "startup_runs": 3,
+        "history_count": 1_000_000,
+        "storm_missed": 50,
         "budget_s": 300,
     },
     # under fifteen minutes
@@ -64,6 +66,8 @@ PROFILES: dict[str, dict[str, Any]] = {
             (5000, 500_000),
         ],
         "startup_runs": 7,
+        "history_count": 10_000_000,
+        "storm_missed": 200,
         "budget_s": 900,
     },
 }
@@ -82,6 +86,9 @@ WINDOW = 4
 RATE_SENDERS = 4
 RATE_PER_SENDER = 8.0
 USERS = 32  # Hubbub accounts the connections are spread over
+DURABLE_CONCURRENCY = 512  # appends in flight (one task each) at saturation
+DURABLE_RATE = 5000  # appends/s for the ack latency at a fixed rate
+STORM_CONNS = 5000
 IDLE_CONNS = 5000
 CONTENDED = 0.3  # core time used by neither process above this: measure again
 ATTEMPTS = 2
@@ -102,6 +109,9 @@ HUBBUB_ENV = {
     "HUBBUB_ACCESS_LOG": "false",
     "HUBBUB_LOG_LEVEL": "warning",
 }
+
+
+SCENARIOS = ["fanout", "memory", "storm", "startup", "durable", "history"]
 
 
 def log(msg: str) -> None:
@@ -599,6 +609,135 @@ def scenario_memory(run: Run, hub: Server | None, auth: Path | None, conv: str) 
     run.results["memory"] = out
 
 
+def store_bench(run: Run, args: list[str], timeout: float) -> dict[str, Any]:
+    """Run bench/store_bench.py pinned to the server's core; its JSON, or why not."""
+    cmd = ["taskset", "-c", str(run.server_cpu), str(VENV_PY), str(BENCH / "store_bench.py"), *args]
+    background = machine_busy()
+    try:
+        r = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=timeout, check=False, cwd=ROOT
+        )
+    except subprocess.TimeoutExpired:
+        return {"outcome": f"timed out after {timeout:.0f} s"}
+    try:
+        out: dict[str, Any] = json.loads(r.stdout.strip().splitlines()[-1])
+    except (json.JSONDecodeError, IndexError):
+        return {"outcome": f"store_bench failed (exit {r.returncode}): {r.stderr.strip()[-300:]}"}
+    out["background_busy_before"] = background
+    return out
+
+
+def pg_url() -> str | None:
+    return os.environ.get("HUBBUB_BENCH_PG_URL") or os.environ.get("HUBBUB_TEST_PG_URL")
+
+
+def scenario_durable(run: Run, workdir: Path) -> None:
+    """Scenario 3: acked (committed) appends per second and ack latency, SQLite and PostgreSQL."""
+    p = run.profile
+    engines: list[tuple[str, list[str]]] = [
+        ("sqlite", ["--url", f"sqlite+aiosqlite:///{workdir}/durable-{{}}.db"])
+    ]
+    if url := pg_url():
+        engines.append(("postgresql", ["--url", url, "--schema", "bench_{}", "--drop-schema"]))
+    else:
+        run.notes.append(
+            "durable sends on PostgreSQL skipped: set HUBBUB_BENCH_PG_URL (or HUBBUB_TEST_PG_URL)"
+        )
+    out: list[dict[str, Any]] = []
+    for engine, base in engines:
+        for mode, extra in (
+            ("saturating", ["--concurrency", str(DURABLE_CONCURRENCY)]),
+            ("fixed-rate", ["--rate", str(DURABLE_RATE)]),
+        ):
+            if run.time_left() < 20:
+                run.notes.append(f"durable {engine} {mode}: skipped, out of time")
+                continue
+            log(f"durable sends {engine} {mode}")
+            tag = f"{os.getpid()}_{len(out)}"
+            args = ["durable", *(a.replace("{}", tag) for a in base), *extra]
+            args += ["--duration", str(p["duration"]), "--warmup", str(p["warmup"])]
+            r = store_bench(run, args, 120 + p["duration"])
+            r.setdefault("engine", engine)
+            r.setdefault("mode", mode)
+            out.append(r)
+    run.results["durable"] = out
+
+
+def scenario_history(run: Run) -> None:
+    """Scenario 4: latest 50, a deep page and full-text search with many messages stored."""
+    count = run.profile["history_count"]
+    if run.time_left() < 60:
+        run.notes.append("history: skipped, out of time")
+        return
+    log(f"history and search: loading {count:,} messages into SQLite")
+    args = ["history", "--count", str(count), "--queries", "300"]
+    run.results["history"] = store_bench(run, args, max(120.0, run.time_left() - 10))
+
+
+def scenario_storm(run: Run, hub: Server | None, auth: Path | None, conv: str) -> None:
+    """Scenario 5: N clients drop, M messages are sent, all N resume at once."""
+    n, m = STORM_CONNS, run.profile["storm_missed"]
+    out: dict[str, Any] = {"conns": n, "missed_messages": m}
+    base = [
+        "--server-pid", "0", "--senders", "0", "--conns", str(n), "--src-addrs", "4",
+        "--connect-timeout", "60", "--drain", "30", "--duration", "0", "--warmup", "0",
+    ]  # fmt: skip
+    ceiling = start(
+        "ceiling", [str(BIN / "ceiling"), "--port", str(p := free_port())], run.server_cpu, p
+    )
+    try:
+        wait_listening(ceiling, 5)
+        log(f"storm: ceiling, {n} connections at once (no replay)")
+        out["ceiling"] = storm_loadgen(run, ceiling, base, None, "1")
+    finally:
+        ceiling.stop()
+    if hub is None or auth is None:
+        run.results["storm"] = out
+        return
+    log(f"storm: hubbub, {n} clients connect, drop; {m} messages; all resume")
+    first = storm_loadgen(run, hub, base, auth, conv)
+    out["hubbub_first_connect_s"] = first.get("connect_s")
+    token = auth.read_text().splitlines()[0].split(": ", 1)[1]
+    seqs = []
+    for i in range(m):
+        st, _, body = api(
+            hub.port,
+            "POST",
+            f"/api/conversations/{conv}/messages",
+            {"text": f"while away {i}", "nonce": f"storm-{time.time_ns()}-{i}"},
+            {"Authorization": token},
+        )
+        if st >= 400:
+            out["hubbub"] = {"outcome": f"send while away: {st} {body}"}
+            run.results["storm"] = out
+            return
+        seqs.append(body["seq"])
+    frm, to = seqs[0] - 1, seqs[-1]
+    r = storm_loadgen(
+        run, hub, [*base, "--resume-from", str(frm), "--expect-seq", str(to)], auth, conv
+    )
+    out["hubbub"] = r
+    run.results["storm"] = out
+
+
+def storm_loadgen(
+    run: Run, srv: Server, base: list[str], auth: Path | None, conv: str
+) -> dict[str, Any]:
+    cmd = ["taskset", "-c", str(run.loadgen_cpu), str(BIN / "loadgen"), "--port", str(srv.port)]
+    cmd += [*base, "--conversation", conv]
+    if auth:
+        cmd += ["--auth-file", str(auth)]
+    background = machine_busy()
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=150, check=False)
+    try:
+        out: dict[str, Any] = json.loads(r.stdout)
+    except json.JSONDecodeError:
+        return {"outcome": f"loadgen failed (exit {r.returncode}): {r.stderr.strip()[-300:]}"}
+    out["background_busy_before"] = background
+    out["server_rss_kib"] = rss_kib(srv.pid)
+    return out
+
+
 def scenario_startup(run: Run) -> None:
     """From launching the plain `hubbub serve` to the first answered /api/health."""
     runs = run.profile["startup_runs"]
@@ -727,6 +866,58 @@ def table(results: dict[str, Any]) -> str:
         lines.append(f"  empty data dir: {s['first_start_empty_dir_s']} s")
         lines.append(f"  restart median: {s['restart_median_s']} s  {s['restart_all_s']}")
         lines.append(f"  ceiling (exec -> listening): {s['ceiling_s']} s")
+        lines.append("")
+    if "storm" in results:
+        st = results["storm"]
+        lines.append(
+            f"Reconnect storm ({st['conns']} clients resume at once, "
+            f"{st['missed_messages']} messages missed each)"
+        )
+        c = st.get("ceiling", {})
+        lines.append(f"  ceiling  {c.get('connect_s')} s to connect all (no replay)")
+        h = st.get("hubbub")
+        if h:
+            sm = h.get("storm", {})
+            lines.append(
+                f"  hubbub   all caught up after {sm.get('all_caught_s')} s "
+                f"(connected {h.get('connect_s')} s; {sm.get('caught_up')} caught up; "
+                f"missing {sm.get('missing')} gaps {sm.get('gaps')} dups {sm.get('duplicates')}; "
+                f"outcome {h.get('outcome')}; first connect {st.get('hubbub_first_connect_s')} s)"
+            )
+        lines.append("")
+    if "durable" in results:
+        lines.append("Durable sends (Store.append with concurrent callers; ack = commit)")
+        for r in results["durable"]:
+            lat = r.get("ack_latency", {})
+            lines.append(
+                f"  {r.get('engine', '?'):10} {r.get('mode', '?'):10} "
+                f"{r.get('acked_per_s', '-'):>9} acked/s  p50 {lat.get('p50_ms', '-')} ms  "
+                f"p99 {lat.get('p99_ms', '-')} ms  mean batch {r.get('mean_batch', '-')}  "
+                f"stored once: {r.get('dense', '-')}  {'' if r.get('outcome') == 'ok' else r.get('outcome')}"
+            )
+        lines.append("")
+    if "history" in results:
+        h = results["history"]
+        ld = h.get("load", {})
+        lines.append(
+            f"History and search (SQLite, {ld.get('count', 0):,} messages, "
+            f"{ld.get('room_messages', 0):,} in the room; loaded in {ld.get('load_s')} s; "
+            f"{ld.get('db_mib')} MiB)"
+        )
+        if h.get("outcome") != "ok":
+            lines.append(f"  {h.get('outcome')}")
+        for k in (
+            "latest_50",
+            "deep_page_50",
+            "search_common_50",
+            "search_rare",
+            "search_two_words_50",
+        ):
+            if k in h:
+                r = h[k]
+                lines.append(
+                    f"  {k:20} p50 {r['p50_ms']} ms  p99 {r['p99_ms']} ms  ({r['results']} results)"
+                )
     return "\n".join(lines)
 
 
@@ -823,7 +1014,7 @@ def main() -> int:
     g = ap.add_mutually_exclusive_group()
     g.add_argument("--quick", action="store_const", dest="profile", const="quick")
     g.add_argument("--full", action="store_const", dest="profile", const="full")
-    ap.add_argument("--only", default="fanout,memory,startup", help="scenarios, comma-separated")
+    ap.add_argument("--only", default=",".join(SCENARIOS), help="scenarios, comma-separated")
     ap.add_argument("--target", choices=["both", "ceiling", "hubbub"], default="both")
     ap.add_argument("--server-cpu", type=int, default=0)
     ap.add_argument("--loadgen-cpu", type=int, default=1)
@@ -832,7 +1023,7 @@ def main() -> int:
     profile_name = args.profile or "quick"
     profile = PROFILES[profile_name]
     only = {s.strip() for s in args.only.split(",") if s.strip()}
-    unknown = only - {"fanout", "memory", "startup"}
+    unknown = only - set(SCENARIOS)
     if unknown:
         ap.error(f"unknown scenario(s): {', '.join(sorted(unknown))}")
     if (os.cpu_count() or 1) < 2:
@@ -859,7 +1050,7 @@ def main() -> int:
     conv = "1"
     workdir = Path(tempfile.mkdtemp(prefix="hubbub-bench-"))
     try:
-        if "hubbub" in targets and only & {"fanout", "memory"}:
+        if "hubbub" in targets and only & {"fanout", "memory", "storm"}:
             log("starting hubbub and creating users, tokens and a room")
             hub = start_hubbub(workdir / "data", run.server_cpu)
             try:
@@ -873,11 +1064,17 @@ def main() -> int:
             scenario_memory(run, hub, auth, conv)
         if "fanout" in only:
             scenario_fanout(run, hub, auth, conv)
+        if "storm" in only:
+            scenario_storm(run, hub, auth, conv)
         if hub is not None:
             hub.stop()
             hub = None
         if "startup" in only:
             scenario_startup(run)
+        if "hubbub" in targets and "durable" in only:
+            scenario_durable(run, workdir)
+        if "hubbub" in targets and "history" in only:
+            scenario_history(run)
     finally:
         if hub is not None:
             hub.stop()

@@ -17,6 +17,13 @@
  * After --warmup s it measures for --duration s, stops sending, drains until
  * every live connection has every message sent (at most --drain s) and prints
  * one JSON object on stdout: "missing" counts what did not arrive by then.
+ *
+ * Reconnect storm (--resume-from S --expect-seq E, with --senders 0): every
+ * connection resumes with {"op":"resume","positions":{"C":S}}, must then see
+ * the seqs S+1..E of conversation C each exactly once and in order (a jump is
+ * a gap, a repeat or step back a duplicate), and the run ends when every
+ * connection has reached E (at most --connect-timeout + --drain s after the
+ * start); "storm" in the JSON says how long that took.
  */
 #include "wsutil.h"
 
@@ -41,6 +48,7 @@ struct lconn {
     uint32_t inflight;  /* sender: sent, not yet seen back */
     uint64_t sent;      /* sender: messages sent */
     uint32_t *last;     /* per sender: last counter seen (receivers) */
+    int64_t seq;        /* storm: last seq of the conversation seen */
     char key[25];       /* Sec-WebSocket-Key sent */
     struct buf part;    /* an incomplete frame carried to the next read */
     struct buf out;
@@ -54,6 +62,7 @@ static int o_src_addrs = 1, o_connect_conc = 256, o_text_size = 64, o_server_pid
 static double o_rate, o_warmup = 1.0, o_duration = 5.0, o_drain = 1.0, o_settle = 0.3;
 static double o_connect_timeout = 60.0;
 static int o_verbose; /* print this many received frames to stderr */
+static long long o_resume_from = -1, o_expect_seq = -1; /* storm mode when >= 0 */
 
 /* ---- state ---- */
 static int g_ep;
@@ -76,6 +85,7 @@ static uint64_t n_deliv, n_deliv_window, n_sent, n_sent_window, n_acks, n_err_fr
 static uint64_t n_gaps, n_dups, n_connect_err, n_handshake_err, n_closed, n_proto_err;
 static uint64_t n_window_stalls, n_other_frames;
 static char g_first_error[256];
+static uint64_t n_caught, n_seq_gaps, n_seq_dups, g_t_caught;
 
 /* ---- latency histogram: 1 us resolution below 128 us, then 64 sub-buckets per power of 2 */
 #define H_BUCKETS (128 + 40 * 64)
@@ -297,7 +307,28 @@ static void on_text(struct lconn *c, const char *p, size_t n)
         return;
     }
     t++;
-    if (end - t > 8 && memcmp(t, "message\"", 8) == 0) {
+    if (end - t > 8 && memcmp(t, "message\"", 8) == 0 && o_resume_from >= 0) {
+        static size_t seq_hint;
+        const char *q = find_key(p, n, "\"seq\"", 5, &seq_hint);
+        if (!q) {
+            n_other_frames++;
+            return;
+        }
+        long long seq = strtoll(q, NULL, 10);
+        n_deliv++;
+        if (seq <= c->seq)
+            n_seq_dups++;
+        else {
+            if (seq != c->seq + 1)
+                n_seq_gaps++;
+            c->seq = seq;
+            if (seq == o_expect_seq) {
+                n_caught++;
+                g_t_caught = g_now;
+            }
+        }
+        return;
+    } else if (end - t > 8 && memcmp(t, "message\"", 8) == 0) {
         const char *x = find_key(p, n, "\"text\"", 6, &text_hint);
         uint64_t ts, i;
         int s;
@@ -331,7 +362,13 @@ static void on_text(struct lconn *c, const char *p, size_t n)
     } else if (end - t > 6 && memcmp(t, "ready\"", 6) == 0) {
         if (c->state == C_WAIT_READY) {
             static const char r[] = "{\"op\":\"resume\",\"positions\":{}}";
-            queue_text(c, r, sizeof r - 1);
+            if (o_resume_from >= 0) {
+                char m[128];
+                int ml = snprintf(m, sizeof m, "{\"op\":\"resume\",\"positions\":{\"%s\":%lld}}",
+                                  o_conv, o_resume_from);
+                queue_text(c, m, (size_t)ml);
+            } else
+                queue_text(c, r, sizeof r - 1);
             c->state = C_RESUMING;
         }
     } else if (end - t > 8 && memcmp(t, "resumed\"", 8) == 0) {
@@ -646,7 +683,8 @@ static void usage(void)
         "  [--rate MSGS_PER_S (0 = saturate)] [--window W] [--window-on echo|ack]\n"
         "  [--duration S] [--warmup S] [--drain S] [--settle S] [--conversation JSON]\n"
         "  [--auth-file F] [--origin O] [--text-size B] [--src-addrs N]\n"
-        "  [--connect-concurrency C] [--connect-timeout S] [--server-pid PID] [--verbose FRAMES]");
+        "  [--connect-concurrency C] [--connect-timeout S] [--server-pid PID] [--verbose FRAMES]\n"
+        "  [--resume-from SEQ --expect-seq SEQ (reconnect storm)]");
 }
 
 int main(int argc, char **argv)
@@ -658,7 +696,8 @@ int main(int argc, char **argv)
         {"warmup", 1, 0, 'u'},   {"drain", 1, 0, 'D'},        {"settle", 1, 0, 'S'},
         {"conversation", 1, 0, 'c'}, {"auth-file", 1, 0, 'a'}, {"origin", 1, 0, 'o'},
         {"text-size", 1, 0, 't'}, {"src-addrs", 1, 0, 's'},   {"connect-concurrency", 1, 0, 'C'},
-        {"connect-timeout", 1, 0, 'T'}, {"server-pid", 1, 0, 'x'}, {"verbose", 1, 0, 'v'}, {0, 0, 0, 0}};
+        {"connect-timeout", 1, 0, 'T'}, {"server-pid", 1, 0, 'x'}, {"verbose", 1, 0, 'v'},
+        {"resume-from", 1, 0, 'R'}, {"expect-seq", 1, 0, 'E'}, {0, 0, 0, 0}};
     int o;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (o) {
@@ -683,12 +722,16 @@ int main(int argc, char **argv)
         case 'T': o_connect_timeout = atof(optarg); break;
         case 'x': o_server_pid = atoi(optarg); break;
         case 'v': o_verbose = atoi(optarg); break;
+        case 'R': o_resume_from = atoll(optarg); break;
+        case 'E': o_expect_seq = atoll(optarg); break;
         default: usage();
         }
     }
     if (o_conns < 1 || o_senders < 0 || o_senders > o_conns || o_window < 1 ||
         o_connect_conc < 1 || o_src_addrs < 1 || o_src_addrs > 250)
         usage();
+    if (o_resume_from >= 0 && (o_senders || o_expect_seq <= o_resume_from))
+        die("loadgen: --resume-from needs --senders 0 and --expect-seq above it");
     struct in_addr tmp;
     if (inet_pton(AF_INET, o_host, &tmp) != 1)
         die("loadgen: --host must be an IPv4 address");
@@ -708,6 +751,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < o_conns; i++) {
         g_c[i].fd = -1;
         g_c[i].sender = i < o_senders ? i : -1;
+        g_c[i].seq = o_resume_from;
         if (o_senders)
             g_c[i].last = calloc((size_t)o_senders, sizeof(uint32_t));
     }
@@ -749,7 +793,11 @@ int main(int argc, char **argv)
                 t_stop = g_t_measure1 + (uint64_t)(o_drain * 1e9);
             }
         }
-        if (t_ready) {
+        if (o_resume_from >= 0) {
+            if (n_caught >= (uint64_t)o_conns ||
+                (double)(now - t0) / 1e9 > o_connect_timeout + o_drain)
+                break;
+        } else if (t_ready) {
             if (!g_sending && !t_end && now >= t_send0)
                 g_sending = 1;
             if (!g_measuring && !t_end && now >= g_t_measure0) {
@@ -875,6 +923,18 @@ int main(int argc, char **argv)
     printf("],\"server_reads_per_s\":%.1f,\"server_writes_per_s\":%.1f",
            io_ok && win > 0 ? (double)(sr1 - sr0) / win : -1,
            io_ok && win > 0 ? (double)(sw1 - sw0) / win : -1);
+    if (o_resume_from >= 0) {
+        int64_t missing = 0;
+        for (int i = 0; i < o_conns; i++)
+            missing += o_expect_seq - g_c[i].seq;
+        printf(",\"storm\":{\"resume_from\":%lld,\"expect_seq\":%lld,\"caught_up\":%llu,"
+               "\"all_caught_s\":%.3f,\"last_caught_s\":%.3f,\"missing\":%lld,"
+               "\"gaps\":%llu,\"duplicates\":%llu}",
+               o_resume_from, o_expect_seq, (unsigned long long)n_caught,
+               n_caught >= (uint64_t)o_conns ? (double)(g_t_caught - t0) / 1e9 : -1.0,
+               g_t_caught ? (double)(g_t_caught - t0) / 1e9 : -1.0, (long long)missing,
+               (unsigned long long)n_seq_gaps, (unsigned long long)n_seq_dups);
+    }
     printf(",\"first_error\":\"");
     for (const char *p = g_first_error; *p; p++) /* JSON-escape */
         if (*p == '"' || *p == '\\')
