@@ -332,3 +332,26 @@ async def test_reconnect_backs_off_with_jitter(conns: list[Connection]) -> None:
         for delay, ceiling in zip(delays, ceilings, strict=True):
             assert ceiling / 2 <= delay <= ceiling
         assert server.connections >= 4
+
+
+async def test_stop_sends_quit_and_does_not_reconnect() -> None:
+    got: list[str] = []
+
+    async def script(peer: Peer) -> None:
+        await peer.register()
+        got.append(await peer.expect("QUIT"))
+        await peer.send("ERROR :Closing link (Quit: bye)")
+        await peer.close()
+
+    async with FakeServer([script, script]) as server:
+        conn = Connection(config(server.port))
+        conn.start()
+        log = EventLog(conn)
+        await log.wait(lambda e: isinstance(e, Registered))
+        async with asyncio.timeout(scaled(5)):
+            await conn.stop("bye")
+        assert got == ["QUIT bye"]
+        assert conn.state is ConnState.STOPPED
+        await asyncio.sleep(0.3)
+        assert server.connections == 1
+        assert not server.errors
