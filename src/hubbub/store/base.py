@@ -130,6 +130,7 @@ class StoreBase:
         # order, instead of letting them poll the file lock (its busy handler
         # sleeps up to 100 ms a turn); other processes still meet the file lock.
         self._write_lock = asyncio.Lock() if self._sqlite else None
+        self._compiled: dict[sa.Select[Any], tuple[str, tuple[str, ...]]] = {}
 
     def _read(self) -> AbstractAsyncContextManager[AsyncConnection]:
         """``async with self._read() as conn``: a connection for reads."""
@@ -149,3 +150,22 @@ class StoreBase:
     def _insert(self, table: sa.Table) -> sqlite.Insert | postgresql.Insert:
         """An INSERT that knows ON CONFLICT on this engine."""
         return sqlite.insert(table) if self._sqlite else postgresql.insert(table)
+
+    async def _execute_compiled(
+        self, conn: AsyncConnection, stmt: sa.Select[Any], **params: Any
+    ) -> sa.CursorResult[Any]:
+        """Run a hot read that is built once at import (``stmt``, with named
+        ``bindparam``s) from SQL compiled once per store.
+
+        ``conn.execute(stmt)`` looks the statement up in SQLAlchemy's compiled
+        cache each time (building its cache key, coercing the parameters,
+        setting up result processors): about half of a token lookup's cost at
+        a reconnect storm (docs/performance.md). For plain columns (ints and
+        text, no type processing) the driver's own rows are the same.
+        """
+        compiled = self._compiled.get(stmt)
+        if compiled is None:
+            c = stmt.compile(dialect=self._engine.dialect)
+            compiled = self._compiled[stmt] = (c.string, tuple(c.positiontup or ()))
+        sql, names = compiled
+        return await conn.exec_driver_sql(sql, tuple(params[name] for name in names))

@@ -242,12 +242,7 @@ class ConversationQueries(StoreBase):
     async def conversations_for(self, user_id: int) -> list[ConversationView]:
         """Every conversation the user is a member of, by id."""
         async with self._read() as conn:
-            result = await conn.execute(
-                sa.select(*rows.CONVERSATION_COLUMNS, m.c.read_seq, m.c.role)
-                .join(m, m.c.conversation_id == c.c.id)
-                .where(m.c.user_id == user_id)
-                .order_by(c.c.id)
-            )
+            result = await self._execute_compiled(conn, _CONVERSATIONS_FOR, user_id=user_id)
             found = list(result)
             peers = await _peer_names(conn, [row.name_key for row in found], user_id)
         return [
@@ -320,6 +315,15 @@ def _members() -> sa.Select:
     return sa.select(m.c.conversation_id, m.c.user_id, t.users.c.name, m.c.role, m.c.read_seq).join(
         t.users, t.users.c.id == m.c.user_id
     )
+
+
+# The ready frame of every WebSocket: compiled once (StoreBase._execute_compiled).
+_CONVERSATIONS_FOR = (
+    sa.select(*rows.CONVERSATION_COLUMNS, m.c.read_seq, m.c.role)
+    .join(m, m.c.conversation_id == c.c.id)
+    .where(m.c.user_id == sa.bindparam("user_id"))
+    .order_by(c.c.id)
+)
 
 
 async def _get(conn: AsyncConnection, *where: sa.ColumnElement[bool]) -> Conversation | None:

@@ -26,6 +26,19 @@ _USER_COLUMNS = (
 )
 
 
+# Looked up at every WebSocket handshake and REST request: compiled once (StoreBase._execute_compiled).
+_TOKEN_USER = (
+    sa.select(t.api_tokens, *_USER_COLUMNS)
+    .join(t.users, t.users.c.id == t.api_tokens.c.user_id)
+    .where(t.api_tokens.c.token_hash == sa.bindparam("token_hash"), ~t.users.c.deleted)
+)
+_SESSION_USER = (
+    sa.select(t.sessions, *_USER_COLUMNS)
+    .join(t.users, t.users.c.id == t.sessions.c.user_id)
+    .where(t.sessions.c.secret_hash == sa.bindparam("secret_hash"), ~t.users.c.deleted)
+)
+
+
 def _joined_user(row: Any) -> User:
     return User(id=row.u_id, name=row.u_name, role=Role(row.u_role), created_at=row.u_created_at)
 
@@ -67,11 +80,7 @@ class SessionQueries(StoreBase):
         """
         async with self._read() as conn:
             row = (
-                await conn.execute(
-                    sa.select(t.sessions, *_USER_COLUMNS)
-                    .join(t.users, t.users.c.id == t.sessions.c.user_id)
-                    .where(t.sessions.c.secret_hash == secret_hash, ~t.users.c.deleted)
-                )
+                await self._execute_compiled(conn, _SESSION_USER, secret_hash=secret_hash)
             ).first()
         if row is None:
             return None
@@ -128,13 +137,7 @@ class SessionQueries(StoreBase):
     async def token_user(self, token_hash: str) -> tuple[ApiToken, User] | None:
         """The token and its user, touching last_used."""
         async with self._read() as conn:
-            row = (
-                await conn.execute(
-                    sa.select(t.api_tokens, *_USER_COLUMNS)
-                    .join(t.users, t.users.c.id == t.api_tokens.c.user_id)
-                    .where(t.api_tokens.c.token_hash == token_hash, ~t.users.c.deleted)
-                )
-            ).first()
+            row = (await self._execute_compiled(conn, _TOKEN_USER, token_hash=token_hash)).first()
         if row is None:
             return None
         token = rows.token(row)
