@@ -51,6 +51,9 @@ ROOM_TALK = [
 
 
 def seed(hub: Hub) -> None:
+    # alice is the first account, so the admin who registers the others
+    hub.admin = httpx.Client(base_url=hub.url + "api/", headers={"Origin": hub.origin})
+    hub.admin.post("register", json={"name": "alice", "password": PASSWORD}).raise_for_status()
     with contextlib.ExitStack() as stack:
         clients = {
             n: stack.enter_context(hub.api(n)) for n in ("alice", "maya", "jonas", "ren", "sam")

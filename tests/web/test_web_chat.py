@@ -492,6 +492,7 @@ def test_reload_while_offline_keeps_everything(sessions: Any, hub: Hub) -> None:
     page.evaluate("navigator.serviceWorker.ready.then(() => true)")
     page.reload()  # now through the service worker, which keeps a copy
     expect(page.locator(".conn")).to_have_attribute("data-state", "online")
+    expect(page.locator(".msg .text", has_text="said while online")).to_have_count(1)
     assert page.evaluate("!!navigator.serviceWorker.controller")
     alice.context.set_offline(True)
     alice.type("offline reload 1")

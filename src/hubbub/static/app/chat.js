@@ -120,8 +120,8 @@ export class Chat {
 
   markDirty(c) {
     this.dirty.add(c.id);
-    if (this._cacheTimer) return; // at most one write per conversation every 150 ms
-    this._cacheTimer = setTimeout(() => this.flushCache(), 150);
+    if (this._cacheTimer) return; // one write per burst (a replay of many messages)
+    this._cacheTimer = setTimeout(() => this.flushCache(), 50);
   }
 
   flushCache() {
@@ -167,16 +167,20 @@ export class Chat {
     };
   }
 
-  upsert(data) {
+  /** A conversation from the server (ready, a conversation event, a REST answer). */
+  upsert(data, snapshot = false) {
     let c = this.convs.get(data.id);
     if (!c) {
       c = this.makeConv(data);
       this.convs.set(c.id, c);
     } else {
-      Object.assign(c, this.summary({ ...c, ...data }));
+      const lastSeq = snapshot ? data.last_seq : Math.max(c.last_seq, data.last_seq);
+      const readSeq = snapshot ? data.read_seq : Math.max(c.read_seq, data.read_seq);
+      Object.assign(c, this.summary({ ...c, ...data, last_seq: lastSeq, read_seq: readSeq }));
+      this.recount(c);
     }
     if (c.hi === null) c.hi = data.last_seq;
-    if (c.hi > data.last_seq) {
+    if (snapshot && c.hi > data.last_seq) {
       // the server knows less than our cache (its data was reset): start over
       c.msgs = [];
       c.hi = data.last_seq;
@@ -233,9 +237,7 @@ export class Chat {
       if (older.length && older[older.length - 1].seq === now - 1) {
         c.msgs = older.concat(c.msgs);
         this.markDirty(c);
-      } else if (!older.length && page.messages.length === 0) {
-        c.msgs.length || (c.hi = c.hi ?? 0);
-      }
+      } // else the window moved meanwhile (too far behind): the next scroll asks again
       c.historyError = null;
     } catch (err) {
       c.historyError = err.message;
@@ -313,7 +315,7 @@ export class Chat {
   onReady(f) {
     const seen = new Set();
     for (const data of f.conversations) {
-      this.upsert(data);
+      this.upsert(data, true);
       seen.add(data.id);
     }
     for (const id of [...this.convs.keys()]) if (!seen.has(id)) this.removeConv(id, true);
