@@ -293,10 +293,7 @@ export class Chat {
         return this.changed();
       case "conversation": {
         const c = this.upsert(f.conversation);
-        if (this.pendingOpen === c.id || this.pendingOpen === c.name) {
-          this.pendingOpen = null;
-          this.open(c.id);
-        }
+        if (!this.active) this.open(c.id); // the first conversation (an invitation, a DM)
         return this.changed();
       }
       case "left":

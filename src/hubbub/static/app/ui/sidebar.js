@@ -70,7 +70,9 @@ export function Sidebar({ chat, onPick, onJoin, onDm, onSettings, onSearch, onLo
       ${networks.map((n) => {
         const rooms = list.filter((c) => c.network === n && (c.kind === "room" || c.kind === "channel"));
         const dms = list.filter((c) => c.network === n && (c.kind === "dm" || c.kind === "query"));
-        return html`<section class="network" key=${n} aria-label=${n === 1 ? "This server" : "Network " + n}>
+        const label = n === 1 ? "This server" : "Network " + n;
+        return html`<section class="network" key=${n} aria-label=${label}>
+          ${networks.length > 1 && html`<h2 class="network-name">${n === 1 ? location.host : label}</h2>`}
           <div class="section-head"><h2>Rooms</h2>
             <button class="icon-btn small" onClick=${onJoin} aria-label="Join or create a room" title="Join or create a room"><${Icon} name="plus" size=${16} /></button></div>
           <ul class="conv-list">${rooms.map((c) => html`<${Item} key=${c.id} chat=${chat} c=${c} onPick=${onPick} />`)}</ul>
