@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from irchelp import FIXED_NOW, make, registered
+from irchelp import FIXED_NOW, Harness, make, registered
 from irctokens.line import tokenise
 
 from hubbub.irc.client import State
@@ -119,7 +119,7 @@ def test_cap_new_and_del() -> None:
 # -- SASL ---------------------------------------------------------------------
 
 
-def _to_sasl(mechanism: SaslMechanism, required: bool = False, offer: str = "sasl") -> object:
+def _to_sasl(mechanism: SaslMechanism, required: bool = False, offer: str = "sasl") -> Harness:
     h = make(sasl=Sasl(mechanism, "acct", "pw", required))
     h.client.connect()
     h.sent()
@@ -129,63 +129,63 @@ def _to_sasl(mechanism: SaslMechanism, required: bool = False, offer: str = "sas
 
 def test_sasl_plain_success() -> None:
     h = _to_sasl(SaslMechanism.PLAIN)
-    assert h.sent() == ["CAP REQ sasl"]  # type: ignore[attr-defined]
-    h.feed(":srv CAP * ACK sasl")  # type: ignore[attr-defined]
-    assert h.sent() == ["AUTHENTICATE PLAIN"]  # type: ignore[attr-defined]
-    h.feed("AUTHENTICATE +")  # type: ignore[attr-defined]
+    assert h.sent() == ["CAP REQ sasl"]
+    h.feed(":srv CAP * ACK sasl")
+    assert h.sent() == ["AUTHENTICATE PLAIN"]
+    h.feed("AUTHENTICATE +")
     expected = base64.b64encode(b"\0acct\0pw").decode()
-    assert h.sent() == [f"AUTHENTICATE {expected}"]  # type: ignore[attr-defined]
-    h.feed(  # type: ignore[attr-defined]
+    assert h.sent() == [f"AUTHENTICATE {expected}"]
+    h.feed(
         ":srv 900 me me!u@h acct :You are now logged in as acct",
         ":srv 903 me :SASL authentication successful",
     )
-    assert h.sent() == ["CAP END"]  # type: ignore[attr-defined]
-    assert SaslResult(True, "PLAIN", "acct", "SASL authentication successful") in h.events  # type: ignore[attr-defined]
+    assert h.sent() == ["CAP END"]
+    assert SaslResult(True, "PLAIN", "acct", "SASL authentication successful") in h.events
 
 
 def test_sasl_external_sends_empty_response() -> None:
     h = _to_sasl(SaslMechanism.EXTERNAL, offer="sasl=PLAIN,EXTERNAL")
-    h.sent()  # type: ignore[attr-defined]
-    h.feed(":srv CAP * ACK :sasl")  # type: ignore[attr-defined]
-    assert h.sent() == ["AUTHENTICATE EXTERNAL"]  # type: ignore[attr-defined]
-    h.feed("AUTHENTICATE +")  # type: ignore[attr-defined]
-    assert h.sent() == ["AUTHENTICATE +"]  # type: ignore[attr-defined]
+    h.sent()
+    h.feed(":srv CAP * ACK :sasl")
+    assert h.sent() == ["AUTHENTICATE EXTERNAL"]
+    h.feed("AUTHENTICATE +")
+    assert h.sent() == ["AUTHENTICATE +"]
 
 
 @pytest.mark.parametrize("code", ["904", "905", "906", "902"])
 def test_sasl_failure_optional_still_registers(code: str) -> None:
     h = _to_sasl(SaslMechanism.PLAIN)
-    h.sent()  # type: ignore[attr-defined]
-    h.feed(":srv CAP * ACK :sasl", "AUTHENTICATE +")  # type: ignore[attr-defined]
-    h.sent()  # type: ignore[attr-defined]
+    h.sent()
+    h.feed(":srv CAP * ACK :sasl", "AUTHENTICATE +")
+    h.sent()
     h.feed(
         ":srv 908 me PLAIN,EXTERNAL :are available SASL mechanisms", f":srv {code} me :SASL failed"
-    )  # type: ignore[attr-defined]
-    assert h.sent() == ["CAP END"]  # type: ignore[attr-defined]
-    assert SaslResult(False, "PLAIN", None, "SASL failed") in h.events  # type: ignore[attr-defined]
-    h.feed(":srv 001 me :hi", ":srv 422 me :none")  # type: ignore[attr-defined]
-    assert h.client.registered  # type: ignore[attr-defined]
+    )
+    assert h.sent() == ["CAP END"]
+    assert SaslResult(False, "PLAIN", None, "SASL failed") in h.events
+    h.feed(":srv 001 me :hi", ":srv 422 me :none")
+    assert h.client.registered
 
 
 def test_sasl_failure_required_aborts_without_retry() -> None:
     h = _to_sasl(SaslMechanism.PLAIN, required=True)
-    h.sent()  # type: ignore[attr-defined]
-    h.feed(":srv CAP * ACK :sasl", "AUTHENTICATE +")  # type: ignore[attr-defined]
-    h.sent()  # type: ignore[attr-defined]
-    h.feed(":srv 904 me :SASL authentication failed")  # type: ignore[attr-defined]
-    assert h.sent() == ["QUIT :SASL failed (904: SASL authentication failed)"]  # type: ignore[attr-defined]
+    h.sent()
+    h.feed(":srv CAP * ACK :sasl", "AUTHENTICATE +")
+    h.sent()
+    h.feed(":srv 904 me :SASL authentication failed")
+    assert h.sent() == ["QUIT :SASL failed (904: SASL authentication failed)"]
     assert h.events[-1] == Disconnected(
         "SASL failed (904: SASL authentication failed)", retry=False
-    )  # type: ignore[attr-defined]
-    assert h.client.state is State.CLOSED  # type: ignore[attr-defined]
+    )
+    assert h.client.state is State.CLOSED
 
 
 def test_sasl_mechanism_not_offered() -> None:
     h = _to_sasl(SaslMechanism.EXTERNAL, offer="sasl=PLAIN server-time")
-    assert h.sent() == ["CAP REQ server-time"]  # type: ignore[attr-defined]
-    h.feed(":srv CAP * ACK :server-time")  # type: ignore[attr-defined]
-    assert h.sent() == ["CAP END"]  # type: ignore[attr-defined]
-    assert SaslResult(False, "EXTERNAL", message="SASL not offered") in h.events  # type: ignore[attr-defined]
+    assert h.sent() == ["CAP REQ server-time"]
+    h.feed(":srv CAP * ACK :server-time")
+    assert h.sent() == ["CAP END"]
+    assert SaslResult(False, "EXTERNAL", message="SASL not offered") in h.events
 
 
 def test_sasl_required_but_server_has_no_cap() -> None:
@@ -228,7 +228,7 @@ def test_nick_gives_up_after_bound() -> None:
     assert any(isinstance(e, Disconnected) and not e.retry for e in h.events)
 
 
-def _registered_as_alt(isupport: str = "") -> object:
+def _registered_as_alt(isupport: str = "") -> Harness:
     h = make("wanted")
     h.client.connect()
     h.sent()
@@ -243,45 +243,45 @@ def _registered_as_alt(isupport: str = "") -> object:
 
 def test_regain_with_monitor() -> None:
     h = _registered_as_alt("MONITOR=100")
-    assert h.client.nick == "wanted_"  # type: ignore[attr-defined]
-    assert h.sent() == ["MONITOR + wanted"]  # type: ignore[attr-defined]
-    h.feed(":srv 731 wanted_ :wanted")  # type: ignore[attr-defined]
-    assert h.sent() == ["NICK wanted"]  # type: ignore[attr-defined]
-    h.feed(":wanted_!u@h NICK :wanted")  # type: ignore[attr-defined]
-    assert h.sent() == ["MONITOR - wanted"]  # type: ignore[attr-defined]
-    assert h.events[-1] == Nick("wanted_", "wanted", FIXED_NOW, (), True)  # type: ignore[attr-defined]
-    assert h.client.nick == "wanted"  # type: ignore[attr-defined]
+    assert h.client.nick == "wanted_"
+    assert h.sent() == ["MONITOR + wanted"]
+    h.feed(":srv 731 wanted_ :wanted")
+    assert h.sent() == ["NICK wanted"]
+    h.feed(":wanted_!u@h NICK :wanted")
+    assert h.sent() == ["MONITOR - wanted"]
+    assert h.events[-1] == Nick("wanted_", "wanted", FIXED_NOW, (), True)
+    assert h.client.nick == "wanted"
 
 
 def test_regain_with_ison_on_a_schedule() -> None:
     h = _registered_as_alt()
-    assert h.sent() == []  # type: ignore[attr-defined]
-    h.clock.advance(29)  # type: ignore[attr-defined]
-    h.client.tick()  # type: ignore[attr-defined]
-    assert h.sent() == []  # type: ignore[attr-defined]
-    h.clock.advance(2)  # type: ignore[attr-defined]
-    h.client.tick()  # type: ignore[attr-defined]
-    assert h.sent() == ["ISON wanted"]  # type: ignore[attr-defined]
-    h.feed(":srv 303 wanted_ :wanted")  # type: ignore[attr-defined]
-    assert h.sent() == []  # still taken  # type: ignore[attr-defined]
-    h.client.tick()  # type: ignore[attr-defined]
-    assert h.sent() == []  # bounded: not before the next interval  # type: ignore[attr-defined]
-    h.clock.advance(31)  # type: ignore[attr-defined]
-    h.client.tick()  # type: ignore[attr-defined]
-    assert h.sent() == ["ISON wanted"]  # type: ignore[attr-defined]
-    h.feed(":srv 303 wanted_ :")  # type: ignore[attr-defined]
-    assert h.sent() == ["NICK wanted"]  # type: ignore[attr-defined]
+    assert h.sent() == []
+    h.clock.advance(29)
+    h.client.tick()
+    assert h.sent() == []
+    h.clock.advance(2)
+    h.client.tick()
+    assert h.sent() == ["ISON wanted"]
+    h.feed(":srv 303 wanted_ :wanted")
+    assert h.sent() == []  # still taken
+    h.client.tick()
+    assert h.sent() == []  # bounded: not before the next interval
+    h.clock.advance(31)
+    h.client.tick()
+    assert h.sent() == ["ISON wanted"]
+    h.feed(":srv 303 wanted_ :")
+    assert h.sent() == ["NICK wanted"]
 
 
 def test_regain_when_the_holder_quits_or_renames() -> None:
     h = _registered_as_alt()
-    h.feed(":wanted!u@h QUIT :bye")  # type: ignore[attr-defined]
-    assert h.sent() == ["NICK wanted"]  # type: ignore[attr-defined]
-    h.feed(":srv 433 wanted_ wanted :in use")  # type: ignore[attr-defined]
-    assert h.sent() == []  # after registration a refusal only reports  # type: ignore[attr-defined]
-    assert h.events[-1] == NickInUse("wanted", "433", None)  # type: ignore[attr-defined]
-    h.feed(":wanted!u@h NICK :someone")  # type: ignore[attr-defined]
-    assert h.sent() == ["NICK wanted"]  # type: ignore[attr-defined]
+    h.feed(":wanted!u@h QUIT :bye")
+    assert h.sent() == ["NICK wanted"]
+    h.feed(":srv 433 wanted_ wanted :in use")
+    assert h.sent() == []  # after registration a refusal only reports
+    assert h.events[-1] == NickInUse("wanted", "433", None)
+    h.feed(":wanted!u@h NICK :someone")
+    assert h.sent() == ["NICK wanted"]
 
 
 # -- keep-alive, errors, garbage ----------------------------------------------

@@ -9,7 +9,6 @@ import pytest
 from ircservers import IrcServer
 from rawirc import EventLog, RawIrc
 
-from hubbub.irc.client import State
 from hubbub.irc.config import ClientConfig
 from hubbub.irc.connection import Connection, ConnState, NetworkConfig, Reconnecting
 from hubbub.irc.events import (
@@ -23,6 +22,7 @@ from hubbub.irc.events import (
     Nick,
     Registered,
 )
+from hubbub.irc.state import State
 
 FAST = {"throttle_burst": 5, "throttle_interval": 0.05}
 
@@ -145,7 +145,7 @@ async def test_inspircd_restart_reconnects_and_rejoins(
     await log.wait(lambda e: isinstance(e, Reconnecting))
     inspircd.start()
     await log.wait(lambda e: isinstance(e, Registered), timeout=20)
-    joined = set()
+    joined: set[str] = set()
     while joined != {"#stay", "#joined-later"}:
         event = await log.wait(lambda e: isinstance(e, Join) and e.is_me)
         joined.add(event.channel)
