@@ -150,6 +150,7 @@ def main() -> None:
                 page.goto(hub.url + "#/c/1")
                 page.wait_for_selector(".conn[data-state=online]", state="attached")
                 page.wait_for_timeout(300)
+                others[0].evaluate("window.hubbub.client.lastTyping.clear()")
                 others[0].locator("#composer").press_sequentially("on my way", delay=5)
                 page.locator("#composer").fill("Sounds good, see you there")
                 page.wait_for_timeout(400)
