@@ -15,6 +15,7 @@ StoreUnavailable. Anything else is a bug and propagates as is.
 from __future__ import annotations
 
 import asyncio
+import collections
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from typing import Any
@@ -130,7 +131,7 @@ class StoreBase:
         # order, instead of letting them poll the file lock (its busy handler
         # sleeps up to 100 ms a turn); other processes still meet the file lock.
         self._write_lock = asyncio.Lock() if self._sqlite else None
-        self._compiled: dict[sa.Select[Any], tuple[str, tuple[str, ...]]] = {}
+        self._compiled: dict[sa.Select[Any], tuple[str, tuple[str, ...], Any]] = {}
 
     def _read(self) -> AbstractAsyncContextManager[AsyncConnection]:
         """``async with self._read() as conn``: a connection for reads."""
@@ -151,21 +152,33 @@ class StoreBase:
         """An INSERT that knows ON CONFLICT on this engine."""
         return sqlite.insert(table) if self._sqlite else postgresql.insert(table)
 
-    async def _execute_compiled(
+    async def _fetch_compiled(
         self, conn: AsyncConnection, stmt: sa.Select[Any], **params: Any
-    ) -> sa.CursorResult[Any]:
-        """Run a hot read that is built once at import (``stmt``, with named
-        ``bindparam``s) from SQL compiled once per store.
+    ) -> list[Any]:
+        """The rows of a hot read built once at import (``stmt``, with named
+        ``bindparam``s), from SQL compiled once per store; rows have the
+        attributes of ``stmt``'s columns.
 
         ``conn.execute(stmt)`` looks the statement up in SQLAlchemy's compiled
-        cache each time (building its cache key, coercing the parameters,
-        setting up result processors): about half of a token lookup's cost at
-        a reconnect storm (docs/performance.md). For plain columns (ints and
-        text, no type processing) the driver's own rows are the same.
+        cache each time (its cache key, the parameters, result processors),
+        and on aiosqlite it takes four trips to the database thread (cursor,
+        execute, fetch, close); here SQLite takes one (``execute_fetchall``)
+        and PostgreSQL runs the compiled SQL through ``exec_driver_sql``. About
+        a quarter of a WebSocket handshake's cost at a reconnect storm
+        (docs/performance.md). Only for plain columns (ints and text): no
+        type processing is applied.
         """
         compiled = self._compiled.get(stmt)
         if compiled is None:
             c = stmt.compile(dialect=self._engine.dialect)
-            compiled = self._compiled[stmt] = (c.string, tuple(c.positiontup or ()))
-        sql, names = compiled
-        return await conn.exec_driver_sql(sql, tuple(params[name] for name in names))
+            make_row: Any = collections.namedtuple(  # type: ignore[misc]
+                "Row", [str(col.key) for col in stmt.selected_columns]
+            )
+            compiled = self._compiled[stmt] = (c.string, tuple(c.positiontup or ()), make_row)
+        sql, names, row_type = compiled
+        args = tuple(params[name] for name in names)
+        if self._sqlite:
+            raw = await conn.get_raw_connection()
+            found = await raw.driver_connection.execute_fetchall(sql, args)  # type: ignore[union-attr]
+            return [row_type._make(row) for row in found]
+        return list(await conn.exec_driver_sql(sql, args))

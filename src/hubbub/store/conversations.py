@@ -242,8 +242,7 @@ class ConversationQueries(StoreBase):
     async def conversations_for(self, user_id: int) -> list[ConversationView]:
         """Every conversation the user is a member of, by id."""
         async with self._read() as conn:
-            result = await self._execute_compiled(conn, _CONVERSATIONS_FOR, user_id=user_id)
-            found = list(result)
+            found = await self._fetch_compiled(conn, _CONVERSATIONS_FOR, user_id=user_id)
             peers = await _peer_names(conn, [row.name_key for row in found], user_id)
         return [
             _view(
@@ -317,7 +316,7 @@ def _members() -> sa.Select:
     )
 
 
-# The ready frame of every WebSocket: compiled once (StoreBase._execute_compiled).
+# The ready frame of every WebSocket: compiled once (StoreBase._fetch_compiled).
 _CONVERSATIONS_FOR = (
     sa.select(*rows.CONVERSATION_COLUMNS, m.c.read_seq, m.c.role)
     .join(m, m.c.conversation_id == c.c.id)

@@ -26,7 +26,7 @@ _USER_COLUMNS = (
 )
 
 
-# Looked up at every WebSocket handshake and REST request: compiled once (StoreBase._execute_compiled).
+# Looked up at every WebSocket handshake and REST request: compiled once (StoreBase._fetch_compiled).
 _TOKEN_USER = (
     sa.select(t.api_tokens, *_USER_COLUMNS)
     .join(t.users, t.users.c.id == t.api_tokens.c.user_id)
@@ -79,9 +79,8 @@ class SessionQueries(StoreBase):
         An expired session is deleted on sight.
         """
         async with self._read() as conn:
-            row = (
-                await self._execute_compiled(conn, _SESSION_USER, secret_hash=secret_hash)
-            ).first()
+            found = await self._fetch_compiled(conn, _SESSION_USER, secret_hash=secret_hash)
+        row = found[0] if found else None
         if row is None:
             return None
         if row.expires_at <= now:
@@ -137,7 +136,8 @@ class SessionQueries(StoreBase):
     async def token_user(self, token_hash: str) -> tuple[ApiToken, User] | None:
         """The token and its user, touching last_used."""
         async with self._read() as conn:
-            row = (await self._execute_compiled(conn, _TOKEN_USER, token_hash=token_hash)).first()
+            found = await self._fetch_compiled(conn, _TOKEN_USER, token_hash=token_hash)
+        row = found[0] if found else None
         if row is None:
             return None
         token = rows.token(row)
