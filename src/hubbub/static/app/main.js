@@ -185,9 +185,16 @@ function App({ chat, onLogout, firstAdmin }) {
         e.preventDefault();
         const list = chat.sorted();
         if (!list.length) return;
-        let i = list.findIndex((x) => x.id === chat.active);
-        i = e.key === "ArrowUp" ? (i <= 0 ? list.length - 1 : i - 1) : (i + 1) % list.length;
-        pick(list[i].id);
+        const here = list.findIndex((x) => x.id === chat.active);
+        const step = e.key === "ArrowUp" ? -1 : 1;
+        // Alt+Shift: the next conversation with unread messages
+        for (let n = 1; n <= list.length; n++) {
+          const c = list[(here + step * n + list.length * n) % list.length];
+          if (!e.shiftKey || (c.unread > 0 && c.id !== chat.active)) {
+            pick(c.id);
+            break;
+          }
+        }
         requestAnimationFrame(() => composer.current?.focus());
       } else if ((e.ctrlKey || e.metaKey) && e.key.toLowerCase() === "k") {
         e.preventDefault();
