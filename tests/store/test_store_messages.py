@@ -310,3 +310,21 @@ async def test_deleting_a_user_drops_their_irc_history(target, store: SqlStore, 
                     "INSERT INTO messages_fts(messages_fts, rank) VALUES ('integrity-check', 1)"
                 )
             )
+
+
+async def test_search_with_many_matches_gives_the_newest_of_those_conversations(
+    store: SqlStore, alice: User, room_factory
+):
+    # SQLite walks the FTS index newest first and stops at the limit: the
+    # answer must still be the newest matches of the asked conversations only.
+    a = await room_factory("many-a", alice)
+    b = await room_factory("many-b", alice)
+    c = await room_factory("many-c", alice)
+    for i in range(60):
+        room = (a, b, c)[i % 3]
+        text = f"common word {i}" if i % 2 == 0 else f"other {i}"
+        await store.append(_msg(room.id, alice, text))
+    found = await store.search([a.id, c.id], "common", limit=7)
+    expected = [f"common word {i}" for i in range(59, -1, -1) if i % 2 == 0 and i % 3 in (0, 2)][:7]
+    assert [m.text for m in found] == expected
+    assert len(await store.search([b.id], "common", limit=1000)) == 10

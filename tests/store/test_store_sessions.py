@@ -91,3 +91,25 @@ async def test_token_lifecycle(store: SqlStore, alice: User, bob: User) -> None:
     assert await store.token_user("th") is None
     with pytest.raises(NotFound):
         await store.create_token(user_id=404, name="x", token_hash="y")
+
+
+async def test_a_deleted_users_token_and_session_stop_working(
+    store: SqlStore, alice: User, bob: User
+) -> None:
+    # token_user and session_user run SQL compiled once (StoreBase._fetch_compiled):
+    # the same answers as the statement, including the deleted-user filter.
+    await store.create_token(user_id=alice.id, name="a", token_hash="ta")
+    await store.create_token(user_id=bob.id, name="b", token_hash="tb")
+    await store.create_session(
+        secret_hash="sb", user_id=bob.id, expires_at=now_ms() + 60_000, user_agent="", address=""
+    )
+    for _ in range(2):  # compiled on the first call, reused on the second
+        found = await store.token_user("tb")
+        assert found is not None and found[1] == bob
+        session = await store.session_user("sb", now_ms())
+        assert session is not None and session[1] == bob
+    await store.delete_user(bob.id)
+    assert await store.token_user("tb") is None
+    assert await store.session_user("sb", now_ms()) is None
+    found = await store.token_user("ta")
+    assert found is not None and found[1] == alice
