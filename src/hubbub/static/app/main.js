@@ -255,7 +255,7 @@ function App({ chat, onLogout, firstAdmin }) {
       onSettings=${() => setPanel("settings")} onSearch=${() => { setSearchQuery(""); setPanel("search"); }} onLogout=${onLogout} />
     ${drawer && html`<div class="scrim" onClick=${() => setDrawer(false)} aria-hidden="true"></div>`}
     <main class="main" aria-label=${c ? convTitle(c) : "Hubbub"}>
-      <${Header} chat=${chat} c=${c} onMenu=${() => setDrawer(true)} membersOpen=${members} onMembers=${() => setMembers(!members)}
+      <${Header} key=${c?.id} chat=${chat} c=${c} onMenu=${() => setDrawer(true)} membersOpen=${members} onMembers=${() => setMembers(!members)}
         onLeave=${leave} onSearch=${() => { setSearchQuery(""); setPanel("search"); }} />
       ${chat.conn.state === "waiting" && html`<${OfflineBar} chat=${chat} />`}
       ${askNotify && html`<${NotifyBanner} onDone=${doneAsking} />`}

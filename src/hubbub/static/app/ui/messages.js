@@ -148,10 +148,12 @@ export function MessageList({ chat, c, flashSeq }) {
     onScroll();
   });
 
+  const flashed = useRef(null);
   useEffect(() => {
-    if (!flashSeq) return;
+    if (!flashSeq || flashed.current === flashSeq) return; // once, not at every new message
     const el = scroller.current?.querySelector(`[data-seq="${flashSeq}"]`);
     if (el) {
+      flashed.current = flashSeq;
       el.scrollIntoView({ block: "center" });
       el.classList.add("flash");
       setTimeout(() => el.classList.remove("flash"), 2000);
