@@ -13,9 +13,9 @@ Rules:
   import map (allowed by its hash), no plugins, no framing by other sites.
 - ``/sw.js`` is the service worker (at the base path, so it may serve the page
   from its cache when offline; it never touches the API).
-- ``/static/...`` are the files themselves, revalidated by ETag
-  (``no-cache``) so an upgrade of Hubbub is seen at the next load, except the
-  vendored packages, whose names carry their version and are cached for a day.
+- ``/static/...`` are the files themselves, all revalidated by ETag
+  (``no-cache``: a 304 costs little), so an upgrade of Hubbub, or of a
+  vendored package, is seen whole at the next load, never half.
 - Without a built client (``index.html`` missing) nothing is routed here and
   the app keeps its placeholder page.
 """
@@ -88,16 +88,14 @@ def content_security_policy(page: str) -> str:
 
 
 class Assets(StaticFiles):
-    """Static files with a cache policy: revalidate ours, keep vendored ones a day."""
+    """Static files, revalidated at every use (ETag, ``no-cache``)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = str(scope.get("path", ""))
-        cache = "public, max-age=86400" if "/vendor/" in path else "no-cache"
 
         async def send_with_cache(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
-                headers.append((b"cache-control", cache.encode()))
+                headers.append((b"cache-control", b"no-cache"))
                 headers.append((b"x-content-type-options", b"nosniff"))
                 message = {**message, "headers": headers}
             await send(message)
