@@ -143,6 +143,9 @@ class NewMessage:
     sender: str
     nonce: str | None = None
     meta: dict[str, Any] | None = None
+    #: The message's key outside Hubbub (IRC msgid or content hash); unique per
+    #: conversation, so the same IRC line is never stored twice.
+    ext_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +180,30 @@ class Message:
 class AppendResult:
     message: Message
     duplicate: bool  # True when the nonce was seen before: this is the first message
+
+
+_RFC1459 = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ[]\\~", "abcdefghijklmnopqrstuvwxyz{}|^")
+
+
+def irc_fold(name: str) -> str:
+    """An IRC name's comparison key (rfc1459 casemapping: ``[]\\~`` fold to ``{}|^``)."""
+    return name.translate(_RFC1459)
+
+
+class NetworkKind(enum.StrEnum):
+    LOCAL = "local"
+    IRC = "irc"
+
+
+@dataclass(frozen=True, slots=True)
+class Network:
+    """A network row: ``config`` is its JSON (for IRC: server, nick, encrypted secrets)."""
+
+    id: int
+    user_id: int | None
+    kind: NetworkKind
+    name: str
+    config: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)

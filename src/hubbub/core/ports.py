@@ -8,7 +8,7 @@ the web layer only ever see these protocols.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from .events import Event
 from .model import (
@@ -20,6 +20,8 @@ from .model import (
     Member,
     MemberRole,
     Message,
+    Network,
+    NetworkKind,
     NewMessage,
     Role,
     SessionInfo,
@@ -143,6 +145,35 @@ class Store(Protocol):
         self, conversation_ids: Sequence[int], query: str, *, limit: int = 50
     ) -> list[Message]:
         """Full-text search in those conversations, newest first."""
+
+    # networks (IRC) -----------------------------------------------------------
+    async def create_network(
+        self, user_id: int, *, kind: NetworkKind, name: str, config: dict[str, Any]
+    ) -> Network:
+        """NameTaken when the user has a network of that name."""
+
+    async def get_network(self, network_id: int) -> Network | None: ...
+    async def list_networks(
+        self, user_id: int | None = None, *, kind: NetworkKind | None = None
+    ) -> list[Network]: ...
+    async def update_network(
+        self, network_id: int, *, name: str | None = None, config: dict[str, Any] | None = None
+    ) -> Network: ...
+    async def delete_network(self, network_id: int) -> bool:
+        """Remove it with its conversations and their messages."""
+
+    async def network_conversation(
+        self, network_id: int, owner_id: int, kind: ConversationKind, name: str
+    ) -> tuple[Conversation, bool]:
+        """The channel/query by IRC-folded name, created (owner its only member) when new."""
+
+    async def find_network_conversation(
+        self, network_id: int, name: str
+    ) -> Conversation | None: ...
+    async def network_conversations(self, network_id: int) -> list[Conversation]: ...
+    async def delete_conversation(self, conversation_id: int) -> bool: ...
+    async def message_by_ext_key(self, conversation_id: int, ext_key: str) -> Message | None:
+        """The message stored with that external key (IRC msgid or content hash)."""
 
 
 EventListener = Callable[[Event], None]

@@ -147,8 +147,12 @@ messages = sa.Table(
     sa.Column("text", sa.Text, nullable=False),
     sa.Column("meta", sa.Text, nullable=True),  # JSON
     sa.Column("nonce", sa.Text, nullable=True),
+    # The key a message has outside Hubbub (an IRC msgid or content hash), unique
+    # per conversation so a replayed line is never stored twice (migration 0002).
+    sa.Column("ext_key", sa.Text, nullable=True),
     # Also the history index: (conversation_id, seq) ranges.
     sa.UniqueConstraint("conversation_id", "seq"),
     # Idempotent sends; NULLs are distinct on both engines, so no nonce, no check.
     sa.UniqueConstraint("sender_id", "nonce"),
+    sa.Index("ix_messages_conversation_id_ext_key", "conversation_id", "ext_key", unique=True),
 )

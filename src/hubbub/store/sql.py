@@ -19,6 +19,7 @@ from .conversations import ConversationQueries
 from .engine import make_engine
 from .messages import MessageQueries
 from .migrate import migrate_engine
+from .networks import NetworkQueries
 from .sessions import SessionQueries
 from .users import UserQueries
 from .writer import MAX_BATCH, GroupWriter, WriterStats
@@ -26,7 +27,7 @@ from .writer import MAX_BATCH, GroupWriter, WriterStats
 __all__ = ["SqlStore", "StoreClosed", "StoreUnavailable", "open_store"]
 
 
-class SqlStore(UserQueries, SessionQueries, ConversationQueries, MessageQueries):
+class SqlStore(UserQueries, SessionQueries, ConversationQueries, MessageQueries, NetworkQueries):
     """Persistent state on SQLAlchemy Core (async): aiosqlite or asyncpg."""
 
     def __init__(

@@ -204,7 +204,7 @@ class GroupWriter:
                 for offset, index in enumerate(indexes):
                     stored = _message(messages[index], first_seq + offset, ts)
                     outcomes[index] = AppendResult(stored, duplicate=False)
-                    inserts.append(_row(stored))
+                    inserts.append({**_row(stored), "ext_key": messages[index].ext_key})
             if inserts:
                 await conn.execute(sa.insert(t.messages), inserts)
                 await _mark_read_by_senders(conn, inserts)
