@@ -506,3 +506,34 @@ def test_reload_while_offline_keeps_everything(sessions: Any, hub: Hub) -> None:
     expect(page.locator(".msg .text", has_text="offline reload 2")).to_have_count(1)
     sent = [t for t in history(hub, alice.name, room) if t.startswith("offline reload")]
     assert sent == ["offline reload 1", "offline reload 2"]
+
+
+def test_a_silently_dead_connection_is_noticed_and_resumed(sessions: Any, hub: Hub) -> None:
+    """Laptop sleep, a Wi-Fi that drops without a word: the socket stays open but
+    nothing passes. The client's ping goes unanswered, it reconnects and resumes."""
+    alice = sessions()
+    room = room_with(alice)
+    connections: list[dict[str, bool]] = []
+
+    def handler(ws: WebSocketRoute) -> None:
+        state = {"mute": False}
+        connections.append(state)
+        server = ws.connect_to_server()
+        ws.on_message(lambda m: None if state["mute"] else server.send(m))
+        server.on_message(lambda m: None if state["mute"] else ws.send(m))
+
+    page = alice.page
+    page.evaluate("localStorage.setItem('hubbub:ping-ms', '700')")
+    page.route_web_socket(re.compile(r".*/api/ws$"), handler)
+    page.reload()
+    expect(page.locator(".conn")).to_have_attribute("data-state", "online")
+    for state in connections:  # every open socket goes silent, and stays so
+        state["mute"] = True
+    with hub.api(unique("lee")) as lee:
+        conv = lee.post("rooms/join", json={"name": room}).json()
+        lee.post(f"conversations/{conv['id']}/messages", json={"text": "while you slept"})
+        expect(page.locator(".msg .text", has_text="while you slept")).to_have_count(1)
+        assert len(connections) >= 2  # it came over a new connection
+        lee.post(f"conversations/{conv['id']}/messages", json={"text": "good morning"})
+    expect(page.locator(".msg .text", has_text="good morning")).to_have_count(1)
+    assert alice.texts().count("while you slept") == 1

@@ -39,8 +39,11 @@ export class Chat {
     this.outbox = new Outbox(this.scope);
     this.outbox.subscribe(() => this.changed());
     this.matcher = highlighter(me.name, settings.highlights);
+    const pingMs = Number(localStorage.getItem("hubbub:ping-ms")) || undefined; // tests: a faster keepalive
     this.client = new ProtocolClient({
       url: wsUrl(),
+      pingEvery: pingMs,
+      pongWithin: pingMs,
       positions: () => this.positions(),
       outbox: this.outbox,
       onFrame: (f) => this.frame(f),

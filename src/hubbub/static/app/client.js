@@ -27,8 +27,10 @@ export class ProtocolClient {
    * @param {(frame: object) => void} o.onFrame   every server frame but ack/pong
    * @param {(state: string, info: object) => void} o.onState
    */
-  constructor({ url, positions, outbox, onFrame, onState, onRefused }) {
+  constructor({ url, positions, outbox, onFrame, onState, onRefused, pingEvery, pongWithin }) {
     this.url = url;
+    this.pingEvery = pingEvery || PING_EVERY;
+    this.pongWithin = pongWithin || PONG_WITHIN;
     this.onRefused = onRefused; // a socket closed before "ready": maybe logged out
     this.positions = positions;
     this.outbox = outbox;
@@ -250,7 +252,7 @@ export class ProtocolClient {
 
   schedulePing() {
     clearTimeout(this.timers.ping);
-    this.timers.ping = setTimeout(() => this.ping(), PING_EVERY);
+    this.timers.ping = setTimeout(() => this.ping(), this.pingEvery);
   }
 
   ping() {
@@ -261,7 +263,7 @@ export class ProtocolClient {
     this.timers.pong = setTimeout(() => {
       delete this.timers.pong;
       this.drop("no answer from the server");
-    }, PONG_WITHIN);
+    }, this.pongWithin);
   }
 
   typing(conversation) {
