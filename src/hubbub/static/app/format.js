@@ -70,6 +70,11 @@ function splitHighlights(text, matcher, key) {
   return out;
 }
 
+/** Only the highlights, no links (for text inside a button: search results). */
+export function highlightText(text, matcher) {
+  return splitHighlights(text, matcher, "h");
+}
+
 /** vnodes for a message text: clickable links (rel=noopener), highlighted mentions. */
 export function richText(text, matcher) {
   const out = [];

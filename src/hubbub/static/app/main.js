@@ -265,6 +265,7 @@ function App({ chat, onLogout, firstAdmin }) {
         : html`<${Empty} onJoin=${() => setPanel("join")} onDm=${() => setPanel("dm")} />`}
       <${Composer} chat=${chat} c=${c} ui=${ui} inputRef=${composer} />
     </main>
+    ${c && members && html`<div class="scrim for-members" onClick=${() => setMembers(false)} aria-hidden="true"></div>`}
     ${c && html`<${MemberList} chat=${chat} c=${c} open=${members} onClose=${() => setMembers(false)}
       onDm=${async (n) => { try { await chat.openDm(n); setMembers(window.innerWidth > 1100); } catch (err) { chat.notice(c.id, err.message, "error"); } }} />`}
     ${confirming && html`<${Confirm} ...${confirming} onClose=${() => setConfirming(null)} />`}

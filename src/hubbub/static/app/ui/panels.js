@@ -3,7 +3,7 @@
 import { html } from "htm/preact";
 import { useEffect, useRef, useState } from "preact/hooks";
 import * as rest from "../api.js";
-import { ago, clock, convTitle, dayLabel, initial, nickClass, richText, highlighter } from "../format.js";
+import { ago, clock, convTitle, dayLabel, highlightText, highlighter, initial, nickClass } from "../format.js";
 import { Icon } from "./icons.js";
 
 export function Dialog({ title, onClose, children, wide }) {
@@ -223,7 +223,7 @@ export function SearchPanel({ chat, initial: initialQuery, onClose, onPick }) {
         const c = chat.convs.get(m.conversation);
         return html`<li key=${m.id}><button class="result" onClick=${() => onPick(m)}>
           <span class="result-meta"><b>${c ? convTitle(c) : "?"}</b> · <b class=${nickClass(m.sender)}>${m.sender}</b> · ${dayLabel(m.ts)} ${clock(m.ts)}</span>
-          <span class="result-text">${richText(m.text, matcher)}</span></button></li>`;
+          <span class="result-text">${highlightText(m.text, matcher)}</span></button></li>`;
       })}
     </ul>
   </${Dialog}>`;
