@@ -43,6 +43,8 @@ from .core.accounts import Accounts
 from .core.hub import Hub
 from .core.ports import Bus
 from .core.ratelimit import TokenBucket
+from .irc.secrets import SecretBox
+from .irc.service import IrcPolicy, IrcService
 from .logs import AccessLog
 from .store import open_store
 from .web.deps import Services
@@ -115,6 +117,26 @@ async def build_services(settings: Settings, *, metrics: Metrics | None = None) 
             "Messages committed by the group-commit writer so far.",
             lambda: float(store.writer_stats.messages),
         )
+    irc = IrcService(
+        store,
+        hub,
+        bus,
+        SecretBox.from_settings(settings.irc_secret_key, settings.data_dir),
+        IrcPolicy(
+            enabled=settings.irc_enabled,
+            allowed_servers=tuple(settings.irc_allowed_servers),
+            max_networks=settings.irc_max_networks,
+            default_network=settings.irc_default_network,
+        ),
+    )
+    hub.outbound = irc
+    try:
+        await irc.start()  # networks that were connected come back
+    except BaseException:
+        await irc.close()
+        await bus.close()
+        await store.close()
+        raise
     log.debug("services built in %.0f ms", (time.perf_counter() - started) * 1000)
     return Services(
         settings=settings,
@@ -124,12 +146,15 @@ async def build_services(settings: Settings, *, metrics: Metrics | None = None) 
         accounts=accounts,
         fanout=fanout,
         metrics=metrics,
+        irc=irc,
     )
 
 
 async def close_services(services: Services) -> None:
-    """Close the bus, then the store (commits what is queued, disposes its engines)."""
+    """QUIT IRC networks, close the bus, then the store (commits what is queued)."""
     try:
+        if services.irc is not None:
+            await services.irc.close()
         await services.hub.close()
         await services.bus.close()
     finally:

@@ -42,7 +42,7 @@ CONFIG_FILE_NAME = "hubbub.toml"
 _NOT_SETTINGS = (CONFIG_ENV, "HUBBUB_TEST_")
 
 # URLs may carry passwords: an error about them never repeats the value.
-_SECRET_FIELDS = frozenset({"database_url", "redis_url"})
+_SECRET_FIELDS = frozenset({"database_url", "redis_url", "irc_secret_key"})
 
 _toml_values: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
     "hubbub_toml_values", default=None
@@ -119,6 +119,13 @@ class Settings(BaseSettings):
     login_attempts_per_address: int = Field(default=30, ge=1)  # per 15 minutes
 
     # operations
+    # IRC networks (docs/irc.md)
+    irc_enabled: bool = True
+    irc_allowed_servers: Annotated[list[str], NoDecode] = []  # empty: any server
+    irc_max_networks: int = Field(default=5, ge=0, le=1000)  # per user
+    irc_default_network: str = ""  # host[:port], e.g. irc.libera.chat:6697
+    irc_secret_key: str = Field(default="", repr=False)  # empty: data_dir/irc-secret.key
+
     shutdown_timeout: float = Field(default=10.0, ge=0, le=600)
     metrics: bool = True
     access_log: bool = True
@@ -141,7 +148,7 @@ class Settings(BaseSettings):
     def _lower(cls, value: Any) -> Any:
         return value.lower() if isinstance(value, str) else value
 
-    @field_validator("trusted_proxies", mode="before")
+    @field_validator("trusted_proxies", "irc_allowed_servers", mode="before")
     @classmethod
     def _split_proxies(cls, value: Any) -> Any:
         # From the environment: a JSON list or a comma-separated list.

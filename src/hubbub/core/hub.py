@@ -31,7 +31,7 @@ from .model import (
     Visibility,
 )
 from .names import check_room_name
-from .ports import Bus, Store
+from .ports import Bus, Outbound, Store
 from .ratelimit import TokenBucket
 
 MAX_NONCE = 64
@@ -92,6 +92,9 @@ class Hub:
         # the bus (from every process), so the cache forgets them there too.
         self._members: set[tuple[int, int]] = set()
         self.max_cached_members = 200_000
+        # Set by the composition root when IRC is on: user messages in IRC
+        # conversations go out through it, after their commit.
+        self.outbound: Outbound | None = None
         bus.add_listener(self._on_event)
 
     # messages ----------------------------------------------------------------
@@ -113,6 +116,11 @@ class Hub:
         if nonce is not None and not _NONCE.match(nonce):
             raise InvalidInput("nonce must be 1 to 64 printable ASCII characters")
         await self._require_member(conversation_id, user.id)
+        outbound = self.outbound
+        if outbound is not None and not outbound.handles(conversation_id):
+            outbound = None
+        if outbound is not None:
+            outbound.check_send(conversation_id)
         self.send_limiter.take(user.id)
         result = await self.store.append(
             NewMessage(
@@ -126,6 +134,8 @@ class Hub:
         )
         if not result.duplicate:
             await self._publish_message(result.message)
+            if outbound is not None:
+                await outbound.send(result.message)
         return result
 
     async def post_system(
@@ -137,8 +147,10 @@ class Hub:
         sender: str = "",
         sender_id: int | None = None,
         meta: dict[str, Any] | None = None,
+        ext_key: str | None = None,
     ) -> Message:
-        """Commit and publish a message the server makes (joins, topics, events)."""
+        """Commit and publish a message the server makes (joins, topics, events,
+        IRC lines: ``ext_key`` is then unique per conversation, Conflict if stored)."""
         result = await self.store.append(
             NewMessage(
                 conversation_id=conversation_id,
@@ -147,6 +159,7 @@ class Hub:
                 sender_id=sender_id,
                 sender=sender,
                 meta=meta,
+                ext_key=ext_key,
             )
         )
         await self._publish_message(result.message)
@@ -406,6 +419,26 @@ class Hub:
             {"type": "presence", "user": user.name, "user_id": user.id, "status": status}
         )
         await self.bus.publish(Event(Scope.ALL, 0, payload))
+
+    async def subscribe(
+        self, user_id: int, conversation_id: int, after_seq: int = 0
+    ) -> ConversationView:
+        """Tell a user's sessions about a conversation made for them (an IRC channel)."""
+        return await self._subscribe(user_id, conversation_id, after_seq)
+
+    async def unsubscribe(self, user_id: int, conversation_id: int) -> None:
+        """Tell a user's sessions a conversation is gone for them (an IRC query closed)."""
+        self._members.discard((conversation_id, user_id))
+        payload = dumps({"type": "left", "conversation": conversation_id})
+        await self.bus.publish(
+            Event(
+                Scope.USER,
+                user_id,
+                payload,
+                conversation_id=conversation_id,
+                control=Control.UNSUBSCRIBE,
+            )
+        )
 
     async def _subscribe(
         self, user_id: int, conversation_id: int, after_seq: int

@@ -176,6 +176,20 @@ class Store(Protocol):
         """The message stored with that external key (IRC msgid or content hash)."""
 
 
+class Outbound(Protocol):
+    """Where a user's message goes after its commit when its conversation lives
+    elsewhere (an IRC channel or query): implemented by ``hubbub.irc.service``."""
+
+    def handles(self, conversation_id: int) -> bool:
+        """Whether the conversation is one of this adapter's (no I/O)."""
+
+    def check_send(self, conversation_id: int) -> None:
+        """Raise a core error when a message could not be sent now (before the commit)."""
+
+    async def send(self, message: Message) -> None:
+        """Send a committed message out (after the commit and its publication)."""
+
+
 EventListener = Callable[[Event], None]
 
 

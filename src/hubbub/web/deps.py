@@ -10,6 +10,7 @@ if TYPE_CHECKING:
     from ..core.accounts import Accounts
     from ..core.hub import Hub
     from ..core.ports import Bus, Store
+    from ..irc.service import IrcService
     from .fanout import Fanout
     from .metrics import Metrics
 
@@ -23,3 +24,4 @@ class Services:
     accounts: Accounts
     fanout: Fanout
     metrics: Metrics | None = None  # hooks: ws_opened/ws_closed, observe_batch, ...
+    irc: IrcService | None = None  # per-user IRC networks (docs/irc.md)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from . import accounts, conversations, health, messages
+from . import accounts, conversations, health, messages, networks
 from .schemas import ErrorOut
 
 
@@ -15,6 +15,6 @@ def api_router() -> APIRouter:
             "4XX": {"model": ErrorOut, "description": "an error with a stable code"},
         },
     )
-    for module in (accounts, conversations, messages, health):
+    for module in (accounts, conversations, messages, networks, health):
         router.include_router(module.router)
     return router
