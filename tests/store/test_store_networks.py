@@ -60,3 +60,13 @@ async def test_ext_key_stores_an_irc_line_once(store: SqlStore, alice: User) -> 
     await store.append(plain)
     await store.append(plain)
     assert len(await store.history(chan.id)) == 3
+
+
+async def test_set_ext_key_keys_a_sent_message_once(store: SqlStore, alice: User) -> None:
+    net = await store.create_network(alice.id, kind=NetworkKind.IRC, name="n", config={})
+    chan, _ = await store.network_conversation(net.id, alice.id, ConversationKind.CHANNEL, "#c")
+    sent = await store.append(NewMessage(chan.id, MessageKind.TEXT, "hi", alice.id, "alice"))
+    assert await store.set_ext_key(sent.message.id, "id:m1", {"msgid": "m1"})
+    assert not await store.set_ext_key(sent.message.id, "id:m2", None)  # keyed already
+    found = await store.message_by_ext_key(chan.id, "id:m1")
+    assert found is not None and found.id == sent.message.id and found.meta == {"msgid": "m1"}

@@ -172,6 +172,9 @@ class Store(Protocol):
     ) -> Conversation | None: ...
     async def network_conversations(self, network_id: int) -> list[Conversation]: ...
     async def delete_conversation(self, conversation_id: int) -> bool: ...
+    async def set_ext_key(self, message_id: str, ext_key: str, meta: dict[str, Any] | None) -> bool:
+        """Key a stored message by its IRC echo (msgid), so a replay of it is recognised."""
+
     async def message_by_ext_key(self, conversation_id: int, ext_key: str) -> Message | None:
         """The message stored with that external key (IRC msgid or content hash)."""
 

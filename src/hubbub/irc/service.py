@@ -142,6 +142,8 @@ class IrcPolicy:
 class _Pending:
     kind: MessageKind
     text: str
+    message: Message
+    keyed: bool = False
 
 
 @dataclass
@@ -331,7 +333,7 @@ class IrcService:
         if running is None:
             raise IrcNotConnected("this IRC network is not connected")
         queue = running.pending.setdefault(irc_fold(name), deque(maxlen=MAX_PENDING_ECHOES))
-        queue.append(_Pending(message.kind, message.text))
+        queue.append(_Pending(message.kind, message.text, message))
         try:
             if message.kind is MessageKind.ACTION:
                 running.conn.action(name, message.text)
@@ -599,8 +601,11 @@ class IrcService:
         self, running: _Running, msg: IrcMessage, *, replay: bool = False
     ) -> None:
         network = running.network
-        if msg.own and self._take_pending(running, msg):
-            return  # ours, stored at its commit before it was sent
+        if msg.own:
+            sent = self._take_pending(running, msg)
+            if sent is not None:  # ours, stored at its commit before it was sent
+                await self._key_sent(running, sent, msg)
+                return
         if not msg.conversation:
             await self._server_note(running, msg.text, sender=msg.nick, kind=_KINDS[msg.kind])
             return
@@ -632,21 +637,35 @@ class IrcService:
             return  # stored already (a replay raced the live line)
         self._anchors[(network.id, irc_fold(msg.conversation))] = Anchor(msg.msgid, msg.time)
 
-    def _take_pending(self, running: _Running, msg: IrcMessage) -> bool:
+    def _take_pending(self, running: _Running, msg: IrcMessage) -> _Pending | None:
         """Consume the echo of a message the user sent through Hubbub (in parts when split)."""
         queue = running.pending.get(irc_fold(msg.target))
         if not queue:
-            return False
+            return None
         head = queue[0]
         if head.kind is not _KINDS[msg.kind]:
-            return False
+            return None
         rest = head.text.lstrip("\n")
         if not rest.startswith(msg.text):
-            return False
+            return None
         head.text = rest[len(msg.text) :]
         if not head.text.strip():
             queue.popleft()
-        return True
+        return head
+
+    async def _key_sent(self, running: _Running, sent: _Pending, msg: IrcMessage) -> None:
+        """The first echo of a sent message keys it (msgid, server time): a replay
+        after a restart is then recognised, and it can anchor CHATHISTORY."""
+        if sent.keyed or not msg.conversation:
+            return
+        sent.keyed = True
+        meta = {**(sent.message.meta or {}), "irc_time": _ms(msg.time)}
+        if msg.msgid:
+            meta["msgid"] = msg.msgid
+        await self.store.set_ext_key(sent.message.id, history.keys(msg)[0], meta)
+        self._anchors[(running.network.id, irc_fold(msg.conversation))] = Anchor(
+            msg.msgid, msg.time
+        )
 
     async def _event(
         self,
@@ -720,13 +739,14 @@ class IrcService:
         self._by_name[(conversation.network_id, irc_fold(conversation.name))] = conversation
 
     async def _load_anchor(self, conversation: Conversation) -> None:
-        newest = await self.store.history(conversation.id, limit=1)
-        if newest and newest[0].meta and "irc_time" in newest[0].meta:
-            meta = newest[0].meta
-            when = datetime.fromtimestamp(int(meta["irc_time"]) / 1000, UTC)
-            self._anchors[(conversation.network_id, irc_fold(conversation.name))] = Anchor(
-                meta.get("msgid"), when
-            )
+        for message in reversed(await self.store.history(conversation.id, limit=20)):
+            meta = message.meta
+            if meta and "irc_time" in meta:
+                when = datetime.fromtimestamp(int(meta["irc_time"]) / 1000, UTC)
+                self._anchors[(conversation.network_id, irc_fold(conversation.name))] = Anchor(
+                    meta.get("msgid"), when
+                )
+                return
 
     def members(self, conversation_id: int) -> list[dict[str, str]]:
         return self._members.get(conversation_id, [])
@@ -828,11 +848,8 @@ def _raw(verb: str, args: list[str], rest: str, here: str | None) -> str:
             raise InvalidInput("/kick needs a nick")
         reason = " ".join(args[2:])
         return f"KICK {args[0]} {args[1]}" + (f" :{reason}" if reason else "")
-    if (
-        verb in ("names", "mode")
-        and here is not None
-        and (not args or args[0][:1] not in "#&+!")
-        and (verb == "names" or (args and args[0][:1] in "+-"))
+    if here is not None and (
+        (verb == "names" and not args) or (verb == "mode" and (not args or args[0][:1] in "+-"))
     ):
         args = [here, *args]
     if verb == "invite" and len(args) == 1 and here is not None:

@@ -186,6 +186,22 @@ class NetworkQueries(StoreBase):
             result = await conn.execute(sa.delete(c).where(c.c.id == conversation_id))
         return bool(result.rowcount)
 
+    async def set_ext_key(self, message_id: str, ext_key: str, meta: dict[str, Any] | None) -> bool:
+        """Give a stored message its IRC key (and IRC meta) once its echo came back:
+        a later CHATHISTORY replay of it is then recognised. False when the key is
+        taken already in that conversation, or there is no such message."""
+        try:
+            with translating(unique=NameTaken("taken")):
+                async with self._write() as conn:
+                    result = await conn.execute(
+                        sa.update(t.messages)
+                        .where(t.messages.c.id == message_id, t.messages.c.ext_key.is_(None))
+                        .values(ext_key=ext_key, meta=rows.dump_json(meta))
+                    )
+        except NameTaken:
+            return False
+        return bool(result.rowcount)
+
     async def message_by_ext_key(self, conversation_id: int, ext_key: str) -> Message | None:
         stmt = sa.select(*rows.MESSAGE_COLUMNS).where(
             t.messages.c.conversation_id == conversation_id, t.messages.c.ext_key == ext_key
