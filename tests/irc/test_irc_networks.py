@@ -151,6 +151,18 @@ async def test_channel_and_query_both_ways_and_back_after_restart(
         await eventually(lambda: _has(http, hub["id"], ("action", "ada", "waves")))
         r = await http.post(f"/api/networks/{network['id']}/command", json={"command": "/frob"})
         assert r.json()["error"]["code"] == "irc_unknown_command"
+        # the network's state reaches the WebSocket as a user event
+        r = await http.post(f"/api/networks/{network['id']}/disconnect")
+        assert r.status_code == 200 and r.json()["enabled"] is False, r.text
+        frame = await ws.expect("network")
+        assert frame["network"]["state"] == "disconnected"
+        await bob.expect(lambda line: b"QUIT" in line and b"ada" in line)
+        r = await http.post(f"/api/networks/{network['id']}/connect")
+        assert r.status_code == 200 and r.json()["enabled"] is True, r.text
+        async with asyncio.timeout(scaled(15)):
+            while (await ws.expect("network"))["network"]["state"] != "connected":
+                pass
+        await bob.expect(lambda line: b"JOIN" in line and b"ada" in line)
         await ws.close()
 
         # restart Hubbub on the same data dir: the network comes back and rejoins
