@@ -248,3 +248,44 @@ async def test_irc_switched_off(make_settings: Callable[..., Settings]) -> None:
     finally:
         await stop(running)
         await close_services(services)
+
+
+async def test_ngircd_without_echo_message_stores_a_send_once(
+    ngircd: IrcServer, settings: Settings
+) -> None:
+    """ngircd offers no echo-message: the client's own copy is recognised instead."""
+    services = await build_services(settings)
+    running = await start_server(services)
+    bob = await RawIrc.connect(ngircd.port, "bob")
+    try:
+        http = api(running, await make_account(services, "ada"))
+        r = await http.post(
+            "/api/networks",
+            json={
+                "name": "ng",
+                "host": "127.0.0.1",
+                "port": ngircd.port,
+                "tls": False,
+                "nick": "ada",
+                "autojoin": ["#ng"],
+            },
+        )
+        assert r.status_code == 201, r.text
+        await bob.send("JOIN #ng")
+        chan = await eventually(lambda: conversation_named(http, "#ng"))
+        await eventually(lambda: _state(http, r.json()["id"], "connected"), timeout=15)
+        await bob.expect(lambda line: b"JOIN" in line and b"ada" in line)
+        long = "word " * 150  # more than one IRC line
+        r = await http.post(
+            f"/api/conversations/{chan['id']}/messages", json={"text": long.strip(), "nonce": "n"}
+        )
+        assert r.status_code in (200, 201), r.text
+        await bob.expect(lambda line: b"PRIVMSG #ng :" in line)
+        await bob.send("PRIVMSG #ng :done")
+        await eventually(lambda: _has(http, chan["id"], ("text", "bob", "done")))
+        rows = [t for t in await texts(http, chan["id"]) if t[0] == "text"]
+        assert rows == [("text", "ada", long.strip()), ("text", "bob", "done")]
+    finally:
+        await bob.close()
+        await stop(running)
+        await close_services(services)
