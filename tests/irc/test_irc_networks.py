@@ -109,6 +109,15 @@ async def test_channel_and_query_both_ways_and_back_after_restart(
         assert state["current_nick"] == "ada"
         await bob.expect(lambda line: b"JOIN" in line and b"ada" in line)
 
+        # the member list, with prefixes, as a user event
+        async with asyncio.timeout(scaled(10)):
+            while True:
+                frame = await ws.expect("irc_members", conversation=hub["id"])
+                nicks = {m["nick"]: m["prefixes"] for m in frame["members"]}
+                if set(nicks) == {"ada", "bob"}:
+                    break
+        assert "@" in nicks["ada"] + nicks["bob"]  # whoever made the channel is op
+
         # IRC -> Hubbub: in history and live on the WebSocket, a mention marked
         await bob.send("PRIVMSG #hub :hello ada, welcome to hubbub")
         frame = await ws.expect("message", conversation=hub["id"], sender="bob")

@@ -466,6 +466,7 @@ class IrcService:
                 running.error = None
                 await self._publish_state(network, self.state(network.id))
             case Registered():
+                running.pending.clear()  # a new session: no echo of the old one comes
                 running.nick = event.nick
                 running.error = None
                 await self._publish_state(network, self.state(network.id))
@@ -488,7 +489,7 @@ class IrcService:
                 await self._event(
                     running, event.channel, MessageKind.JOIN, "", event.nick, event.msgid, {}
                 )
-                self._publish_members_soon(running, event.channel)
+                await self._publish_channel_members(running, event.channel)
             case Part():
                 if event.is_me:
                     await self._remember_channel(running, event.channel, joined=False)
@@ -501,7 +502,7 @@ class IrcService:
                     event.msgid,
                     {},
                 )
-                self._publish_members_soon(running, event.channel)
+                await self._publish_channel_members(running, event.channel)
             case Kick():
                 if event.is_me:
                     await self._remember_channel(running, event.channel, joined=False)
@@ -514,7 +515,7 @@ class IrcService:
                     event.msgid,
                     {"event": "kick", "nick": event.nick},
                 )
-                self._publish_members_soon(running, event.channel)
+                await self._publish_channel_members(running, event.channel)
             case Quit():
                 for channel in event.channels:
                     await self._event(
@@ -526,7 +527,7 @@ class IrcService:
                         event.msgid,
                         {"event": "quit"},
                     )
-                    self._publish_members_soon(running, channel)
+                    await self._publish_channel_members(running, channel)
             case Nick():
                 if event.is_me:
                     running.nick = event.new
@@ -541,7 +542,7 @@ class IrcService:
                         None,
                         {"event": "nick", "old": event.old, "new": event.new},
                     )
-                    self._publish_members_soon(running, channel)
+                    await self._publish_channel_members(running, channel)
             case Topic():
                 conversation = await self._conversation(
                     network, ConversationKind.CHANNEL, event.channel
@@ -568,7 +569,7 @@ class IrcService:
                         None,
                         {"event": "mode"},
                     )
-                    self._publish_members_soon(running, event.target)
+                    await self._publish_channel_members(running, event.target)
             case Names():
                 conversation = await self._conversation(
                     network, ConversationKind.CHANNEL, event.channel
@@ -638,20 +639,22 @@ class IrcService:
         self._anchors[(network.id, irc_fold(msg.conversation))] = Anchor(msg.msgid, msg.time)
 
     def _take_pending(self, running: _Running, msg: IrcMessage) -> _Pending | None:
-        """Consume the echo of a message the user sent through Hubbub (in parts when split)."""
+        """Consume the echo of a message the user sent through Hubbub (in parts when
+        split). Sends older than the one matched lost their echo (a reconnect in
+        between): they are dropped, so they cannot block later matches."""
         queue = running.pending.get(irc_fold(msg.target))
         if not queue:
             return None
-        head = queue[0]
-        if head.kind is not _KINDS[msg.kind]:
-            return None
-        rest = head.text.lstrip("\n")
-        if not rest.startswith(msg.text):
-            return None
-        head.text = rest[len(msg.text) :]
-        if not head.text.strip():
-            queue.popleft()
-        return head
+        for index, sent in enumerate(queue):
+            rest = sent.text.lstrip("\n")
+            if sent.kind is _KINDS[msg.kind] and rest.startswith(msg.text):
+                for _ in range(index):
+                    queue.popleft()
+                sent.text = rest[len(msg.text) :]
+                if not sent.text.strip():
+                    queue.popleft()
+                return sent
+        return None
 
     async def _key_sent(self, running: _Running, sent: _Pending, msg: IrcMessage) -> None:
         """The first echo of a sent message keys it (msgid, server time): a replay
@@ -751,7 +754,7 @@ class IrcService:
     def members(self, conversation_id: int) -> list[dict[str, str]]:
         return self._members.get(conversation_id, [])
 
-    def _publish_members_soon(self, running: _Running, channel: str) -> None:
+    async def _publish_channel_members(self, running: _Running, channel: str) -> None:
         try:
             client = running.conn.client
         except NotConnected:
@@ -772,10 +775,7 @@ class IrcService:
                 {"nick": nick, "prefixes": "".join(prefixes[order.index(m)] for m in modes)}
             )
         members.sort(key=lambda m: m["nick"].lower())
-        task = asyncio.get_running_loop().create_task(
-            self._publish_members(running.network, conversation, members)
-        )
-        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        await self._publish_members(running.network, conversation, members)
 
     async def _publish_members(
         self, network: Network, conversation: Conversation, members: list[dict[str, str]]
