@@ -131,7 +131,7 @@ class StoreBase:
         # order, instead of letting them poll the file lock (its busy handler
         # sleeps up to 100 ms a turn); other processes still meet the file lock.
         self._write_lock = asyncio.Lock() if self._sqlite else None
-        self._compiled: dict[sa.Select[Any], tuple[str, tuple[str, ...], Any]] = {}
+        self._compiled: dict[sa.Select[Any], tuple[str, tuple[str, ...], Any, dict[str, Any]]] = {}
 
     def _read(self) -> AbstractAsyncContextManager[AsyncConnection]:
         """``async with self._read() as conn``: a connection for reads."""
@@ -174,9 +174,15 @@ class StoreBase:
             make_row: Any = collections.namedtuple(  # type: ignore[misc]
                 "Row", [str(col.key) for col in stmt.selected_columns]
             )
-            compiled = self._compiled[stmt] = (c.string, tuple(c.positiontup or ()), make_row)
-        sql, names, row_type = compiled
-        args = tuple(params[name] for name in names)
+            # c.params: the values compiled in (e.g. SQLite's OFFSET with a LIMIT)
+            compiled = self._compiled[stmt] = (
+                c.string,
+                tuple(c.positiontup or ()),
+                make_row,
+                {k: v for k, v in c.params.items() if v is not None},
+            )
+        sql, names, row_type, fixed = compiled
+        args = tuple(params[name] if name in params else fixed[name] for name in names)
         if self._sqlite:
             raw = await conn.get_raw_connection()
             found = await raw.driver_connection.execute_fetchall(sql, args)  # type: ignore[union-attr]

@@ -41,6 +41,18 @@ def fts5_query(terms: Sequence[str]) -> str:
     return " ".join('"' + term.replace('"', '""') + '"' for term in terms)
 
 
+_PAGE = sa.select(*rows.MESSAGE_COLUMNS).where(msg.c.conversation_id == sa.bindparam("cid"))
+_AFTER = (
+    _PAGE.where(msg.c.seq > sa.bindparam("seq")).order_by(msg.c.seq).limit(sa.bindparam("limit"))
+)
+_BEFORE = (
+    _PAGE.where(msg.c.seq < sa.bindparam("seq"))
+    .order_by(msg.c.seq.desc())
+    .limit(sa.bindparam("limit"))
+)
+_LATEST = _PAGE.order_by(msg.c.seq.desc()).limit(sa.bindparam("limit"))
+
+
 class MessageQueries(StoreBase):
     async def history(
         self,
@@ -56,15 +68,24 @@ class MessageQueries(StoreBase):
         limit = max(0, min(limit, MAX_PAGE))
         if limit == 0:
             return []
-        stmt = sa.select(*rows.MESSAGE_COLUMNS).where(msg.c.conversation_id == conversation_id)
-        if after is not None:
-            stmt = stmt.where(msg.c.seq > after).order_by(msg.c.seq).limit(limit)
-        else:
-            if before is not None:
-                stmt = stmt.where(msg.c.seq < before)
-            stmt = stmt.order_by(msg.c.seq.desc()).limit(limit)
+        # Compiled once (StoreBase._fetch_compiled): every resuming client reads
+        # here, a reconnect storm thousands of times a second.
         async with self._read() as conn:
-            found = [rows.message(row) for row in await conn.execute(stmt)]
+            if after is not None:
+                params = {"seq": after}
+                stmt = _AFTER
+            elif before is not None:
+                params = {"seq": before}
+                stmt = _BEFORE
+            else:
+                params = {}
+                stmt = _LATEST
+            found = [
+                rows.message(row)
+                for row in await self._fetch_compiled(
+                    conn, stmt, cid=conversation_id, limit=limit, **params
+                )
+            ]
         if after is None:
             found.reverse()
         return found
