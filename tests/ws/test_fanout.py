@@ -109,3 +109,27 @@ def test_text_frame_lengths() -> None:
         frame = text_frame(payload)
         assert frame[0] == 0x81
         assert frame_payloads(frame + frame) == [payload, payload]
+
+
+async def test_equal_pending_lists_are_joined_once_and_others_get_their_own_bytes() -> None:
+    fanout = Fanout()
+    conns = [live_connection(fanout, uid, 3, 0) for uid in range(1, 4)]
+    behind, behind_writer = live_connection(fanout, 9, 4, 0)
+    fanout.subscribe(behind, 3)
+    behind.live[3] = 1  # already has seq 2 below: gets only 2 and 3 of room 3
+    await asyncio.sleep(0)
+    for _, w in [*conns, (behind, behind_writer)]:
+        w.writes.clear()
+    for seq in (1, 2, 3):
+        fanout.on_event(message(3, seq))
+    fanout.on_event(message(4, 1))
+    await asyncio.sleep(0)
+    writes = [w.writes for _, w in conns]
+    assert all(len(ws) == 1 for ws in writes)
+    assert writes[0][0] is writes[1][0] is writes[2][0]  # one join for the three
+    assert frame_payloads(writes[0][0]) == [b'{"type":"message","seq":%d}' % s for s in (1, 2, 3)]
+    [data] = behind_writer.writes
+    assert frame_payloads(data) == [b'{"type":"message","seq":%d}' % s for s in (2, 3)] + [
+        b'{"type":"message","seq":1}'
+    ]
+    assert all(not c.pending for c, _ in conns) and not behind.pending
