@@ -27,12 +27,9 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import uvicorn
-from starlette.responses import HTMLResponse
-from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
 from . import __version__
@@ -57,8 +54,6 @@ log = logging.getLogger(__name__)
 
 WS_PROTOCOL = "hubbub.web.wsproto:HubbubWebSocketProtocol"
 """uvicorn's ``ws=``: the WebSocket protocol class that keeps ASGI off the broadcast path."""
-
-STATIC_DIR = Path(__file__).with_name("static")
 
 
 def make_bus(settings: Settings) -> Bus:
@@ -168,27 +163,10 @@ def create_app(services: Services) -> ASGIApp:
     web = create_web_app(services)
     if settings.metrics:
         web.add_route("/metrics", metrics.endpoint, include_in_schema=False)
-    if (STATIC_DIR / "index.html").is_file():
-        web.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="static")
-    else:
-        web.add_route("/", _placeholder_page, include_in_schema=False)
     app: ASGIApp = MetricsMiddleware(web, metrics)
     if settings.access_log:
         app = AccessLog(app)
     return ProxyMiddleware(app, settings)
-
-
-async def _placeholder_page(request: Any) -> HTMLResponse:
-    docs = str(request.url_for("swagger_ui_html")) if _has_route(request, "swagger_ui_html") else ""
-    link = f'<p>The API is described at <a href="{docs}">{docs}</a>.</p>' if docs else ""
-    return HTMLResponse(
-        f"<!doctype html><title>Hubbub</title><h1>Hubbub {__version__}</h1>"
-        f"<p>The server is running; the web client is not installed.</p>{link}"
-    )
-
-
-def _has_route(request: Any, name: str) -> bool:
-    return any(getattr(r, "name", None) == name for r in request.app.routes)
 
 
 def uvicorn_config(app: ASGIApp, settings: Settings) -> uvicorn.Config:

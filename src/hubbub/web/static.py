@@ -16,8 +16,8 @@ Rules:
 - ``/static/...`` are the files themselves, all revalidated by ETag
   (``no-cache``: a 304 costs little), so an upgrade of Hubbub, or of a
   vendored package, is seen whole at the next load, never half.
-- Without a built client (``index.html`` missing) nothing is routed here and
-  the app keeps its placeholder page.
+- Without a built client (``index.html`` missing) nothing is routed here:
+  `/` answers 404, the API works as ever.
 """
 
 from __future__ import annotations
