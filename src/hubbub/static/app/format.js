@@ -1,6 +1,7 @@
 // Text to vnodes: links, mentions and highlight words. User text only ever
 // becomes text nodes (Preact escapes it); nothing here builds HTML strings.
 import { html } from "htm/preact";
+import { parseMirc, segmentStyle } from "./mirc.js";
 
 const URL_RE = /\b(?:https?:\/\/|www\.)[^\s<>"']+/gi;
 const TRAILING = /[.,;:!?)\]}'"»”’]+$/;
@@ -89,6 +90,22 @@ export function richText(text, matcher) {
     }
   });
   return out;
+}
+
+/** An IRC text: mIRC formatting as styled spans (fixed palette), each holding richText. */
+export function ircText(text, matcher) {
+  return parseMirc(text).map((seg, i) => {
+    const { cls, style } = segmentStyle(seg);
+    const inner = richText(seg.text, matcher);
+    return cls || Object.keys(style).length ? html`<span key=${"m" + i} class=${cls || undefined} style=${style}>${inner}</span>` : inner;
+  }).flat();
+}
+
+export const isIrc = (c) => !!c && (c.kind === "channel" || c.kind === "query");
+
+/** Message or topic text for a conversation: mIRC formatting for IRC ones only. */
+export function convText(c, text, matcher) {
+  return isIrc(c) ? ircText(text, matcher) : richText(text, matcher);
 }
 
 const timeFmt = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit", hourCycle: "h23" });

@@ -3,7 +3,7 @@ import { html, render } from "htm/preact";
 import { useEffect, useReducer, useRef, useState } from "preact/hooks";
 import * as rest from "./api.js";
 import { Chat } from "./chat.js";
-import { convTitle } from "./format.js";
+import { convText, convTitle } from "./format.js";
 import { applyTheme, loadSettings, onSystemTheme, saveSettings } from "./settings.js";
 import { Composer } from "./ui/composer.js";
 import { Icon } from "./ui/icons.js";
@@ -88,7 +88,7 @@ function Header({ chat, c, onMenu, onMembers, membersOpen, onLeave, onSearch }) 
             ${error && html`<span class="form-error">${error}</span>`}</form>`
         : room
           ? html`<button class="topic" title=${c.topic ? "Edit the topic" : "Set a topic"} onClick=${() => { setTopic(c.topic); setEditing(true); }}>
-              ${c.topic || html`<span class="muted">Set a topic</span>`}</button>`
+              ${c.topic ? convText(c, c.topic, null) : html`<span class="muted">Set a topic</span>`}</button>`
           : null}
     </div>
     <div class="head-actions">

@@ -3,7 +3,7 @@
 // you scroll up, and a jump-to-latest button.
 import { html } from "htm/preact";
 import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
-import { clock, dayKey, dayLabel, fullTime, initial, mentions, nickClass, richText } from "../format.js";
+import { clock, dayKey, dayLabel, fullTime, initial, mentions, nickClass, richText, convText } from "../format.js";
 import { Icon } from "./icons.js";
 
 const GROUP_MS = 7 * 60 * 1000;
@@ -76,7 +76,7 @@ function list(names) {
   return `${names.slice(0, 3).join(", ")} and ${names.length - 3} more`;
 }
 
-function Message({ row, chat }) {
+function Message({ row, chat, c }) {
   const { m, grouped } = row;
   const mine = m.sender_id === chat.me.id;
   const hl = !mine && (m.kind === "text" || m.kind === "action" || m.kind === "notice") && mentions(m.text, chat.matcher);
@@ -85,22 +85,22 @@ function Message({ row, chat }) {
   const time = html`<time class="time" datetime=${new Date(m.ts).toISOString()} title=${fullTime(m.ts)}>${clock(m.ts)}</time>`;
   if (m.kind === "topic") {
     return html`<div class="msg kind-topic" data-seq=${m.seq}>${time}
-      <span class="sys-text"><b class=${nickClass(m.sender)}>${m.sender}</b> set the topic: <q>${richText(m.text, null)}</q></span></div>`;
+      <span class="sys-text"><b class=${nickClass(m.sender)}>${m.sender}</b> set the topic: <q>${convText(c, m.text, null)}</q></span></div>`;
   }
   if (m.kind === "system" || m.kind === "event") {
-    return html`<div class=${"msg kind-" + m.kind} data-seq=${m.seq}>${time}<span class="sys-text">${richText(m.text, matcher)}</span></div>`;
+    return html`<div class=${"msg kind-" + m.kind} data-seq=${m.seq}>${time}<span class="sys-text">${convText(c, m.text, matcher)}</span></div>`;
   }
   if (m.kind === "action") {
     return html`<div class=${cls} data-seq=${m.seq}>
       <span class="gutter">${time}</span>
-      <div class="body"><p class="text action"><span class="star" aria-hidden="true">*</span> <b class=${"nick " + nickClass(m.sender)}>${m.sender}</b> ${richText(m.text, matcher)}</p></div>
+      <div class="body"><p class="text action"><span class="star" aria-hidden="true">*</span> <b class=${"nick " + nickClass(m.sender)}>${m.sender}</b> ${convText(c, m.text, matcher)}</p></div>
     </div>`;
   }
   return html`<div class=${cls} data-seq=${m.seq}>
     <span class="gutter">${grouped ? time : html`<span class=${"avatar " + nickClass(m.sender)} aria-hidden="true">${initial(m.sender)}</span>`}</span>
     <div class="body">
       ${!grouped && html`<div class="meta"><b class=${"nick " + nickClass(m.sender)}>${m.sender}</b>${time}</div>`}
-      <p class="text">${m.kind === "notice" && html`<span class="notice-tag">notice</span> `}${richText(m.text, matcher)}</p>
+      <p class="text">${m.kind === "notice" && html`<span class="notice-tag">notice</span> `}${convText(c, m.text, matcher)}</p>
     </div>
   </div>`;
 }
@@ -192,7 +192,7 @@ export function MessageList({ chat, c, flashSeq }) {
         row.type === "day" ? html`<div class="day" key=${row.key} role="separator"><span>${row.label}</span></div>`
         : row.type === "marker" ? html`<div class="marker" key="marker" role="separator" aria-label="New messages"><span>New messages</span></div>`
         : row.type === "fold" ? html`<${Fold} key=${row.key} row=${row} />`
-        : html`<${Message} key=${row.key} row=${row} chat=${chat} />`,
+        : html`<${Message} key=${row.key} row=${row} chat=${chat} c=${c} />`,
       )}
       ${pending.map((e) => html`<${Pending} key=${e.nonce} entry=${e} chat=${chat} />`)}
       ${notices.map((n) => html`<div key=${n.id} class=${"local-notice " + n.level} role=${n.level === "error" ? "alert" : "status"}>
