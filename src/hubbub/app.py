@@ -122,6 +122,7 @@ async def build_services(settings: Settings, *, metrics: Metrics | None = None) 
             allowed_servers=tuple(settings.irc_allowed_servers),
             max_networks=settings.irc_max_networks,
             default_network=settings.irc_default_network,
+            allow_private_addresses=settings.irc_allow_private_addresses,
         ),
     )
     hub.outbound = irc

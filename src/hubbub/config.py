@@ -125,6 +125,7 @@ class Settings(BaseSettings):
     irc_max_networks: int = Field(default=5, ge=0, le=1000)  # per user
     irc_default_network: str = ""  # host[:port], e.g. irc.libera.chat:6697
     irc_secret_key: str = Field(default="", repr=False)  # empty: data_dir/irc-secret.key
+    irc_allow_private_addresses: bool = False  # loopback/private/link-local for unlisted servers
 
     shutdown_timeout: float = Field(default=10.0, ge=0, le=600)
     metrics: bool = True

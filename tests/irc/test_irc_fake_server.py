@@ -33,7 +33,13 @@ CAPS = "server-time message-tags batch labeled-response draft/chathistory echo-m
 def config(port: int, **kw: object) -> NetworkConfig:
     client_kw = {k: kw.pop(k) for k in list(kw) if k in ("sasl", "nick")}
     client = ClientConfig(nick=str(client_kw.pop("nick", "hubbub")), **client_kw, **FAST)  # type: ignore[arg-type]
-    options: dict[str, object] = {"tls": False, "backoff_base": 0.05, "backoff_cap": 0.2, **kw}
+    options: dict[str, object] = {
+        "tls": False,
+        "backoff_base": 0.05,
+        "backoff_cap": 0.2,
+        "allow_private_addresses": True,  # the server is on 127.0.0.1
+        **kw,
+    }
     return NetworkConfig("127.0.0.1", port, client, **options)  # type: ignore[arg-type]
 
 
@@ -299,7 +305,9 @@ async def test_the_writer_obeys_the_throttle(conns: list[Connection]) -> None:
 
     async with FakeServer([script]) as server:
         client = ClientConfig(nick="hubbub", throttle_burst=3, throttle_interval=0.2)
-        conn = Connection(NetworkConfig("127.0.0.1", server.port, client, tls=False))
+        conn = Connection(
+            NetworkConfig("127.0.0.1", server.port, client, tls=False, allow_private_addresses=True)
+        )
         conns.append(conn)
         conn.start()
         log = EventLog(conn)

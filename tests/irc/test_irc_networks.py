@@ -22,6 +22,7 @@ from rawirc import RawIrc
 
 from hubbub.app import build_services, close_services
 from hubbub.config import Settings
+from hubbub.core.model import NetworkKind
 from hubbub.web.deps import Services
 from testenv import RunningServer, scaled, start_server
 
@@ -257,6 +258,95 @@ async def test_irc_switched_off(make_settings: Callable[..., Settings]) -> None:
     finally:
         await stop(running)
         await close_services(services)
+
+
+async def test_private_addresses_refused_by_default(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """The default (``irc_allow_private_addresses`` off): a network at a loopback,
+    private or link-local address is refused when saved, before any connect."""
+    services = await build_services(make_settings(irc_allow_private_addresses=False))
+    running = await start_server(services)
+    try:
+        http = api(running, await make_account(services, "ada"))
+        base = {"name": "a", "nick": "ada", "port": 6667, "tls": False}
+        for host, why in [
+            ("127.0.0.1", "loopback"),
+            ("10.0.0.1", "private"),
+            ("localhost", "loopback"),
+            ("[::1]", "loopback"),
+            ("169.254.169.254", "link-local"),
+            ("100.64.0.1", "carrier-grade NAT"),
+            ("0.0.0.0", "unspecified"),
+        ]:
+            r = await http.post("/api/networks", json={**base, "host": host})
+            assert r.status_code == 403, (host, r.text)
+            error = r.json()["error"]
+            assert error["code"] == "irc_server_not_allowed", host
+            assert why in error["message"] and "not allowed" in error["message"], error
+        assert (await http.get("/api/networks")).json() == []
+        # a public address is saved (not connected: no traffic leaves the machine) …
+        r = await http.post("/api/networks", json={**base, "host": "8.8.8.8", "connect": False})
+        assert r.status_code == 201, r.text
+        # … and cannot be moved to a private one
+        r = await http.patch(f"/api/networks/{r.json()['id']}", json={"host": "192.168.1.1"})
+        assert r.status_code == 403 and r.json()["error"]["code"] == "irc_server_not_allowed"
+        assert "private" in r.json()["error"]["message"]
+    finally:
+        await stop(running)
+        await close_services(services)
+
+
+async def test_private_address_allowed_when_listed(make_settings: Callable[..., Settings]) -> None:
+    settings = make_settings(irc_allow_private_addresses=False, irc_allowed_servers=["127.0.0.1"])
+    services = await build_services(settings)
+    running = await start_server(services)
+    try:
+        http = api(running, await make_account(services, "ada"))
+        base = {"name": "a", "nick": "ada", "port": 6667, "tls": False, "connect": False}
+        r = await http.post("/api/networks", json={**base, "host": "127.0.0.1"})
+        assert r.status_code == 201, r.text
+    finally:
+        await stop(running)
+        await close_services(services)
+
+
+async def test_stored_private_network_is_not_connected(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """A network saved before the guard (or by other means) at 127.0.0.1: the
+    connection refuses it before any TCP connect, and says why."""
+    accepted: list[int] = []
+
+    def on_connect(_r: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(1)
+        writer.close()
+
+    listener = await asyncio.start_server(on_connect, "127.0.0.1", 0)
+    port = listener.sockets[0].getsockname()[1]
+    services = await build_services(make_settings(irc_allow_private_addresses=False))
+    try:
+        user = await services.accounts.register("ada", "correct horse battery", trusted=True)
+        network = await services.store.create_network(
+            user.id,
+            kind=NetworkKind.IRC,
+            name="old",
+            config={"host": "127.0.0.1", "port": port, "tls": False, "nick": "ada"},
+        )
+        irc = services.irc
+        assert irc is not None
+        await irc.connect(network.id)
+        state = await eventually(
+            lambda: asyncio.sleep(
+                0, irc.state(network.id) if irc.state(network.id)["state"] == "failed" else None
+            )
+        )
+        assert "loopback" in state["error"]
+        assert accepted == []
+    finally:
+        await close_services(services)
+        listener.close()
+        await listener.wait_closed()
 
 
 async def test_ngircd_without_echo_message_stores_a_send_once(

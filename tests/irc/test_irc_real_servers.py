@@ -32,7 +32,12 @@ def network(
 ) -> NetworkConfig:
     client = ClientConfig(nick=nick, username="hub", realname="Hubbub Test", **FAST)  # type: ignore[arg-type]
     port = server.tls_port if tls else server.port
-    options: dict[str, object] = {"backoff_base": 0.2, "backoff_cap": 1.0, **kw}
+    options: dict[str, object] = {
+        "backoff_base": 0.2,
+        "backoff_cap": 1.0,
+        "allow_private_addresses": True,  # the servers are on 127.0.0.1
+        **kw,
+    }
     return NetworkConfig("127.0.0.1", port, client, tls=tls, **options)  # type: ignore[arg-type]
 
 
@@ -197,7 +202,13 @@ async def test_plaintext_port_is_not_tls(inspircd: IrcServer, started: list[Conn
     # TLS asked for on a plaintext port: a clear connect error and a retry, never plaintext.
     plain = network(inspircd, "mixed")
     config = NetworkConfig(
-        plain.host, plain.port, plain.client, tls=True, connect_timeout=1.0, backoff_base=5.0
+        plain.host,
+        plain.port,
+        plain.client,
+        tls=True,
+        connect_timeout=1.0,
+        backoff_base=5.0,
+        allow_private_addresses=True,
     )
     _conn, log = await connect(started, config)
     gone = await log.wait(lambda e: isinstance(e, Disconnected))
@@ -241,7 +252,10 @@ async def test_ngircd_nick_collision_without_monitor(
 ) -> None:
     holder = await RawIrc.connect(ngircd.port, "hubbub")
     client = ClientConfig(nick="hubbub", alt_nick="hubalt", regain_interval=0.3, **FAST)  # type: ignore[arg-type]
-    _conn, log = await connect(started, NetworkConfig("127.0.0.1", ngircd.port, client, tls=False))
+    _conn, log = await connect(
+        started,
+        NetworkConfig("127.0.0.1", ngircd.port, client, tls=False, allow_private_addresses=True),
+    )
     reg = await log.wait(lambda e: isinstance(e, Registered))
     assert reg.nick == "hubalt"
     await holder.send("QUIT :bye")

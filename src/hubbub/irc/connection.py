@@ -7,6 +7,10 @@ network, across many TCP sessions:
   it off for this network only, optionally pinned by fingerprint; a refused
   certificate is a clear, final error, never a fall-back to plaintext), with a
   client certificate for SASL EXTERNAL;
+- resolves the host itself and, unless ``allow_private_addresses``, refuses
+  it when any of its addresses is loopback, private, link-local … (a final
+  error, :mod:`.addresses`); it connects to an address it checked, with the
+  host name kept for TLS (SNI and certificate check);
 - feeds the core, writes what it says when the throttle allows, ticks it
   every second;
 - after registration: rejoins its channels, runs the connect commands, and
@@ -14,7 +18,7 @@ network, across many TCP sessions:
   server offers it, dropping what was already seen (:mod:`.history`);
 - reconnects with exponential backoff and jitter (:mod:`.backoff`) until
   :meth:`Connection.stop`, or until a failure that retrying cannot fix (SASL
-  required and refused, a refused certificate).
+  required and refused, a refused certificate, a refused address).
 
 Events go to a bounded queue read with :meth:`Connection.next_event` (or
 ``async for``); a slow reader pauses reading from the socket, it does not
@@ -33,11 +37,11 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import certs
+from . import addresses, certs
 from .backoff import Backoff
 from .client import Client
 from .config import ClientConfig
-from .errors import ConnectError, NotConnected, TLSVerifyError
+from .errors import AddressRefused, ConnectError, NotConnected, TLSVerifyError
 from .events import (
     Disconnected,
     Error,
@@ -88,6 +92,8 @@ class NetworkConfig:
     backoff_base: float = 2.0
     backoff_cap: float = 300.0
     events_queue: int = 1000
+    #: Connect to loopback, private, link-local … addresses too (see .addresses).
+    allow_private_addresses: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,7 +259,7 @@ class Connection:
         await self._emit(Connecting(cfg.host, cfg.port, attempt))
         try:
             reader, writer = await self._open()
-        except TLSVerifyError as exc:
+        except (TLSVerifyError, AddressRefused) as exc:
             await self._emit(Error(str(exc), fatal=True))
             await self._emit(Disconnected(str(exc), retry=False))
             return str(exc), False
@@ -282,16 +288,15 @@ class Connection:
         cfg = self.config
         ctx = ssl_context(cfg) if cfg.tls else None
         try:
-            reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(
-                    cfg.host,
-                    cfg.port,
-                    ssl=ctx,
-                    server_hostname=cfg.host if ctx else None,
-                    limit=READ_SIZE * 2,
-                ),
-                cfg.connect_timeout,
-            )
+            async with asyncio.timeout(cfg.connect_timeout):
+                # Resolved and checked once; we connect to these addresses, never to the
+                # name again (a second lookup could answer otherwise: DNS rebinding).
+                found = await addresses.resolve(
+                    cfg.host, cfg.port, allow_private=cfg.allow_private_addresses
+                )
+                reader, writer = await self._open_first(found, ctx)
+        except addresses.AddressNotAllowed as exc:
+            raise AddressRefused(str(exc)) from exc
         except ssl.SSLCertVerificationError as exc:
             raise TLSVerifyError(
                 f"TLS certificate of {cfg.host} refused: {exc.verify_message}"
@@ -311,6 +316,27 @@ class Connection:
                     f"TLS certificate of {cfg.host} has fingerprint {got}, expected {want}"
                 )
         return reader, writer
+
+    async def _open_first(
+        self, found: list[str], ctx: ssl.SSLContext | None
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """Connect to the first of ``found`` that answers (the host name stays the TLS name)."""
+        cfg = self.config
+        for i, address in enumerate(found):
+            try:
+                return await asyncio.open_connection(
+                    address,
+                    cfg.port,
+                    ssl=ctx,
+                    server_hostname=cfg.host.strip("[]") if ctx else None,
+                    limit=READ_SIZE * 2,
+                )
+            except ssl.SSLError:
+                raise
+            except OSError:
+                if i == len(found) - 1:
+                    raise
+        raise OSError(f"{cfg.host} has no address")
 
     async def _pump(self, session: _Session) -> tuple[str, bool]:
         reading = asyncio.create_task(self._read_loop(session))

@@ -9,7 +9,8 @@ Every error raised by ``hubbub.irc`` derives from :class:`IRCError`::
     │   ├── SendQueueFull    the bounded send queue is full
     │   └── NotConnected     the client is not registered / has no connection
     └── ConnectError         TCP or TLS could not be set up
-        └── TLSVerifyError   the server's certificate was refused
+        ├── TLSVerifyError   the server's certificate was refused
+        └── AddressRefused   the host is (or resolves to) a refused address
 
 Foreign exceptions (``OSError``, ``ssl.SSLError``, irctokens' ``ValueError``)
 are translated at the boundary and chained with ``raise ... from``.
@@ -48,3 +49,8 @@ class ConnectError(IRCError):
 
 class TLSVerifyError(ConnectError):
     """The server's certificate failed verification (and self-signed is not allowed)."""
+
+
+class AddressRefused(ConnectError):
+    """The host is, or resolves to, an address connections may not go to (loopback,
+    private, link-local …; :mod:`hubbub.irc.addresses`). Final: retrying cannot fix it."""

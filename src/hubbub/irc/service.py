@@ -45,7 +45,7 @@ from ..core.model import (
     irc_fold,
 )
 from ..core.ports import Bus, Store
-from . import history
+from . import addresses, history
 from .config import ClientConfig, Sasl, SaslMechanism
 from .connection import Connecting, ConnectionEvent, ConnState, NetworkConfig, Reconnecting
 from .connection import Connection as IrcConnection
@@ -78,6 +78,7 @@ log = logging.getLogger("hubbub.irc.service")
 
 SECRET_FIELDS = ("password", "sasl_password")
 MAX_PENDING_ECHOES = 100
+RESOLVE_TIMEOUT = 5.0  # seconds, for the address check of a network being saved
 SERVER_BUFFER_KEY = "*"  # no nick or channel can be "*": the server buffer's name
 # Numerics left out of the server buffer: MOTD, NAMES and topic replies (shown elsewhere).
 _QUIET_NUMERICS = frozenset({"372", "375", "376", "353", "366", "332", "333", "422"})
@@ -116,18 +117,42 @@ class IrcPolicy:
     allowed_servers: tuple[str, ...] = ()
     max_networks: int = 5
     default_network: str = ""
+    #: Loopback, private, link-local … addresses for any server (else only listed ones).
+    allow_private_addresses: bool = False
 
     def check_server(self, host: str, port: int) -> None:
         if not self.enabled:
             raise IrcDisabled("IRC is switched off on this server")
-        if not self.allowed_servers:
+        if not self.allowed_servers or self.listed(host, port):
             return
+        raise ServerNotAllowed(f"connecting to {host.lower()}:{port} is not allowed on this server")
+
+    def listed(self, host: str, port: int) -> bool:
+        """Whether an entry of ``allowed_servers`` names this server."""
         host = host.lower()
         for entry in self.allowed_servers:
             pattern, _, want_port = entry.lower().partition(":")
             if fnmatch.fnmatchcase(host, pattern) and (not want_port or want_port == str(port)):
-                return
-        raise ServerNotAllowed(f"connecting to {host}:{port} is not allowed on this server")
+                return True
+        return False
+
+    def private_allowed(self, host: str, port: int) -> bool:
+        """Whether this server may be at a loopback, private, link-local … address."""
+        return self.allow_private_addresses or self.listed(host, port)
+
+    async def check_address(self, host: str, port: int) -> None:
+        """Refuse a server that is, or now resolves to, a non-public address (unless
+        allowed). A name that does not resolve passes: the connection checks again
+        every time it connects, and connects only to an address it checked."""
+        if self.private_allowed(host, port):
+            return
+        try:
+            async with asyncio.timeout(RESOLVE_TIMEOUT):
+                await addresses.resolve(host, port, allow_private=False)
+        except addresses.AddressNotAllowed as exc:
+            raise ServerNotAllowed(str(exc)) from exc
+        except (OSError, TimeoutError, UnicodeError):
+            return
 
     def default_server(self) -> tuple[str, int] | None:
         if not self.default_network:
@@ -231,7 +256,7 @@ class IrcService:
         """Start (or keep) the network's connection and remember it as enabled."""
         network = await self._network(network_id)
         host, port = str(network.config.get("host", "")), int(network.config.get("port", 6697))
-        self.policy.check_server(host, port)
+        self.policy.check_server(host, port)  # addresses: checked by the connection itself
         if not network.config.get("enabled"):
             network = await self.store.update_network(
                 network.id, config={**network.config, "enabled": True}
@@ -304,6 +329,9 @@ class IrcService:
             tls_fingerprint=cfg.get("tls_fingerprint") or None,
             channels=channels,
             connect_commands=tuple(cfg.get("connect_commands", [])),
+            allow_private_addresses=self.policy.private_allowed(
+                str(cfg["host"]), int(cfg.get("port", 6697))
+            ),
             client=ClientConfig(
                 nick=str(cfg["nick"]),
                 alt_nick=str(cfg.get("alt_nick", "")),

@@ -3,8 +3,9 @@
 A network is its owner's alone: another user's network is ``not_found``.
 Secrets (server password, SASL password) are write-only: answers say
 ``password_set`` / ``sasl_password_set``, never the value. Errors of their
-own: ``irc_disabled``, ``irc_server_not_allowed``, ``irc_too_many_networks``
-(403), ``irc_not_connected`` (409), ``irc_send_queue_full`` (503),
+own: ``irc_disabled``, ``irc_server_not_allowed`` (not in
+``irc_allowed_servers``, or a loopback/private/link-local … address unless
+``irc_allow_private_addresses``), ``irc_too_many_networks`` (403), ``irc_not_connected`` (409), ``irc_send_queue_full`` (503),
 ``irc_unknown_command`` (400).
 """
 
@@ -218,6 +219,7 @@ async def create_network(
         port = port or default_port
     port = port or (6697 if body.tls else 6667)
     irc.policy.check_server(host, port)
+    await irc.policy.check_address(host, port)
     existing = await services.store.list_networks(principal.user.id, kind=NetworkKind.IRC)
     if len(existing) >= irc.policy.max_networks:
         raise TooManyNetworks(f"you may have at most {irc.policy.max_networks} IRC networks")
@@ -260,6 +262,7 @@ async def update_network(
     changes = body.model_dump(include=set(PLAIN_FIELDS), exclude_none=True)
     config = {**network.config, **changes}
     irc.policy.check_server(str(config["host"]), int(config["port"]))
+    await irc.policy.check_address(str(config["host"]), int(config["port"]))
     config = _seal(
         irc, network, config, {"password": body.password, "sasl_password": body.sasl_password}
     )
