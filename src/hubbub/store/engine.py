@@ -21,6 +21,7 @@ PostgreSQL
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
 import sqlalchemy as sa
@@ -64,6 +65,26 @@ def make_engine(url: str, *, schema: str | None = None) -> AsyncEngine:
     raise ValueError(f"unsupported database URL {parsed.render_as_string()!r}")
 
 
+def _set_wal(cursor: Any) -> None:
+    """``PRAGMA journal_mode = WAL``, retried while the database is locked.
+
+    SQLite does not call the busy handler for a journal-mode change: a second
+    process (or engine) connecting while the first migrates a fresh database
+    got "database is locked" at once (tests/store/test_store_migrations.py,
+    concurrently, flaky under load). Only the first connections to a new
+    database can meet this; once in WAL, the mode persists.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except Exception as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.005)
+
+
 def _configure_sqlite(engine: AsyncEngine) -> None:
     sync_engine = engine.sync_engine
 
@@ -75,7 +96,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor = dbapi_connection.cursor()
         try:
             cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            cursor.execute("PRAGMA journal_mode = WAL")
+            _set_wal(cursor)
             cursor.execute("PRAGMA synchronous = FULL")
             cursor.execute("PRAGMA foreign_keys = ON")
         finally:
