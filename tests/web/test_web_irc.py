@@ -3,12 +3,18 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Browser, Locator, Page, expect
 
-from conftest import Hub
+from conftest import Hub, Session, running_hub, unique
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "irc"))
+from ircservers import IrcServer, require
 
 RENDER = """async (text) => {
   const f = await import("./static/app/format.js");
@@ -86,3 +92,91 @@ def test_strip_and_has(page: Page) -> None:
         return [m.stripMirc("\\x02a\\x0304,05b\\x0fc"), m.hasMirc("x\\x1fy"), m.hasMirc("xy")]; }"""
     )
     assert got == ["abc", True, False]
+
+
+# --- the Networks dialog --------------------------------------------------------------
+
+
+def open_networks(s: Session) -> Locator:
+    s.page.get_by_role("button", name="Networks").click()
+    dialog = s.page.get_by_role("dialog", name="IRC networks")
+    expect(dialog).to_be_visible()
+    return dialog
+
+
+def fill_network(dialog: Locator, name: str, port: int, nick: str, **more: str) -> None:
+    dialog.get_by_role("button", name="Add a network").click()
+    form = dialog.locator("form.network-form")
+    form.locator("input[name=name]").fill(name)
+    form.locator("input[name=host]").fill("127.0.0.1")
+    form.locator("input[name=port]").fill(str(port))
+    form.locator("input[name=tls]").uncheck()
+    form.locator("input[name=nick]").fill(nick)
+    for key, value in more.items():
+        form.locator(f"[name={key}]").fill(value)
+    form.get_by_role("button", name="Add and connect").click()
+
+
+def test_networks_private_server_refused_clearly(sessions: Any) -> None:
+    s = sessions()
+    dialog = open_networks(s)
+    expect(dialog.locator(".network-list")).to_contain_text("No networks yet")
+    fill_network(dialog, "home", 6667, "ada")
+    expect(dialog.get_by_role("alert")).to_contain_text("may not connect to that IRC server")
+    # the form stays, with what was typed
+    expect(dialog.locator("input[name=name]")).to_have_value("home")
+
+
+@pytest.fixture(scope="module")
+def irc_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
+    """A hub that may connect to IRC servers on loopback (the tests' InspIRCd)."""
+    with running_hub(
+        tmp_path_factory.mktemp("irchub"), HUBBUB_IRC_ALLOW_PRIVATE_ADDRESSES="true"
+    ) as h:
+        yield h
+
+
+@pytest.fixture(scope="module")
+def inspircd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IrcServer]:
+    server = IrcServer("inspircd", require("inspircd"), tmp_path_factory.mktemp("inspircd"))
+    server.start()
+    yield server
+    server.stop()
+
+
+def test_networks_add_edit_disconnect_remove(
+    browser: Browser, irc_hub: Hub, inspircd: IrcServer
+) -> None:
+    s = Session(browser, irc_hub, unique("netuser"))
+    try:
+        nick = unique("ada")
+        dialog = open_networks(s)
+        fill_network(dialog, "testnet", inspircd.port, nick, autojoin="#webnet")
+        row = dialog.locator(".network-row", has_text="testnet")
+        expect(row.locator(".state-text")).to_have_text("connected", timeout=20_000)
+        expect(row.locator(".net-nick")).to_have_text(nick)
+        # the sidebar groups the network's channel under it, with its state
+        section = s.page.locator("nav section.irc", has_text="testnet")
+        expect(section.locator(".net-state-label")).to_contain_text("connected")
+        expect(section.locator(".conv", has_text="webnet")).to_be_visible(timeout=20_000)
+
+        row.get_by_role("button", name="Edit").click()
+        form = dialog.locator("form.network-form")
+        expect(form.locator("input[name=nick]")).to_have_value(nick)
+        form.locator("input[name=realname]").fill("Ada L.")
+        form.get_by_role("button", name="Save").click()
+        expect(row).to_be_visible()
+
+        row.get_by_role("button", name="Disconnect").click()
+        expect(row.locator(".state-text")).to_have_text("disconnected", timeout=20_000)
+        expect(row.get_by_role("button", name="Connect")).to_be_visible()
+
+        row.get_by_role("button", name="Remove").click()
+        row.get_by_role("group", name="Confirm removal").get_by_role(
+            "button", name="Remove"
+        ).click()
+        expect(dialog.locator(".network-row")).to_have_count(0)
+        expect(s.page.locator("nav section.irc")).to_have_count(0)
+        assert not s.errors, s.errors
+    finally:
+        s.close()

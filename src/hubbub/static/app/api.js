@@ -57,6 +57,7 @@ export async function api(method, path, body, { signal } = {}) {
 export const get = (path, opts) => api("GET", path, undefined, opts);
 export const post = (path, body = {}) => api("POST", path, body);
 export const put = (path, body = {}) => api("PUT", path, body);
+export const patch = (path, body = {}) => api("PATCH", path, body);
 export const del = (path) => api("DELETE", path);
 
 export function query(params) {

@@ -27,6 +27,8 @@ export class Chat {
     this.onNotify = onNotify;
     this.scope = `${new URL(document.baseURI).pathname}:${me.id}`;
     this.convs = new Map();
+    this.networks = new Map(); // IRC networks: id -> the API's view, live state from `network` frames
+    this.ircDisabled = false;
     this.online = new Set();
     this.active = null;
     this.conn = { state: "idle", info: {} };
@@ -258,6 +260,7 @@ export class Chat {
   }
 
   async loadMembers(c) {
+    if (c.kind === "channel" || c.kind === "query") return; // IRC: `irc_members` frames
     if (c._membersLoading) return;
     c._membersLoading = true;
     try {
@@ -299,6 +302,16 @@ export class Chat {
         if (!this.active) this.open(c.id); // the first conversation (an invitation, a DM)
         return this.changed();
       }
+      case "network":
+        return this.onNetwork(f.network);
+      case "irc_members": {
+        const c = this.convs.get(f.conversation);
+        if (c) {
+          c.ircMembers = f.members;
+          this.changed();
+        }
+        return;
+      }
       case "left":
         return this.removeConv(f.conversation);
       case "too_far_behind":
@@ -322,7 +335,8 @@ export class Chat {
     this.online = new Set(f.online);
     this.limits = f.limits;
     // a DM's peer shows online in the sidebar: its two members are cheap to load
-    for (const c of this.convs.values()) if ((c.kind === "dm" || c.kind === "query") && !c.members) this.loadMembers(c);
+    for (const c of this.convs.values()) if (c.kind === "dm" && !c.members) this.loadMembers(c);
+    this.loadNetworks();
     if (!this.active || !this.convs.has(this.active)) {
       const first = this.sorted()[0];
       if (first) this.open(first.id);
@@ -454,6 +468,57 @@ export class Chat {
     if (any) this.changed();
   }
 
+  // --- IRC networks ------------------------------------------------------------
+  async loadNetworks() {
+    try {
+      const list = await rest.get("networks");
+      this.ircDisabled = false;
+      this.networks = new Map(list.map((n) => [n.id, n]));
+    } catch (err) {
+      if (err.code === "irc_disabled") this.ircDisabled = true;
+    }
+    this.changed();
+  }
+
+  onNetwork(n) {
+    const old = this.networks.get(n.id);
+    if (!old) {
+      this.loadNetworks(); // one added elsewhere: its whole view
+      return;
+    }
+    this.networks.set(n.id, { ...old, name: n.name ?? old.name, state: n.state, current_nick: n.nick ?? null, error: n.error ?? null });
+    this.changed();
+  }
+
+  putNetwork(n) {
+    this.networks.set(n.id, n);
+    this.changed();
+    return n;
+  }
+
+  async addNetwork(body) {
+    return this.putNetwork(await rest.post("networks", body));
+  }
+
+  async editNetwork(id, body) {
+    return this.putNetwork(await rest.patch(`networks/${id}`, body));
+  }
+
+  async removeNetwork(id) {
+    await rest.del(`networks/${id}`);
+    this.networks.delete(id);
+    for (const c of [...this.convs.values()]) if (c.network === id) this.removeConv(c.id, true);
+    this.changed();
+  }
+
+  async connectNetwork(id, on) {
+    return this.putNetwork(await rest.post(`networks/${id}/${on ? "connect" : "disconnect"}`));
+  }
+
+  async ircCommand(c, command) {
+    return rest.post(`networks/${c.network}/command`, { command, conversation: c.id });
+  }
+
   // --- actions -----------------------------------------------------------------
   send(c, text, kind = "text") {
     this.outbox.add(c.id, text, kind); // the client sends it when online
@@ -546,6 +611,7 @@ export class Chat {
   names(c) {
     const set = new Set();
     for (const m of c?.members || []) set.add(m.name);
+    for (const m of c?.ircMembers || []) set.add(m.nick);
     for (const m of c?.msgs.slice(-200) || []) if (m.sender) set.add(m.sender);
     set.delete(this.me.name);
     return [...set];

@@ -140,6 +140,8 @@ export function ago(ts) {
 
 export function convTitle(c) {
   if (!c) return "";
-  if (c.kind === "dm" || c.kind === "query") return c.peer || c.name;
+  if (c.kind === "query") return c.name === "*" ? "server messages" : c.peer || c.name;
+  if (c.kind === "channel") return c.name; // IRC names carry their # (or &, +, !)
+  if (c.kind === "dm") return c.peer || c.name;
   return "#" + c.name;
 }

@@ -11,6 +11,7 @@ import { Login } from "./ui/login.js";
 import { MessageList } from "./ui/messages.js";
 import { Confirm, DmDialog, JoinDialog, MemberList, SearchPanel, SettingsDialog } from "./ui/panels.js";
 import { Sidebar } from "./ui/sidebar.js";
+import { NetworksDialog } from "./ui/networks.js";
 
 let settings = loadSettings();
 applyTheme(settings.theme);
@@ -79,13 +80,15 @@ function Header({ chat, c, onMenu, onMembers, membersOpen, onLeave, onSearch }) 
     <button class="icon-btn menu-btn" onClick=${onMenu} aria-label="Open the conversation list" aria-controls="sidebar">
       <${Icon} name="menu" />${chat.totalUnread() - c.unread > 0 && html`<i class="menu-dot" aria-hidden="true"></i>`}</button>
     <div class="conv-head-text">
-      <h1 class="conv-title">${room ? html`<span class="hash" aria-hidden="true">#</span>${c.name}` : c.peer || c.name}
-        ${!room && html`<span class=${"presence-label" + (peerOnline ? " on" : "")}>${peerOnline ? "online" : "offline"}</span>`}</h1>
+      <h1 class="conv-title">${c.kind === "channel" ? c.name : room ? html`<span class="hash" aria-hidden="true">#</span>${c.name}` : convTitle(c)}
+        ${c.kind === "dm" && html`<span class=${"presence-label" + (peerOnline ? " on" : "")}>${peerOnline ? "online" : "offline"}</span>`}</h1>
       ${editing
         ? html`<form class="topic-form" onSubmit=${save}><input value=${topic} aria-label="Topic" maxlength="400"
             onInput=${(e) => setTopic(e.currentTarget.value)} onKeyDown=${(e) => e.key === "Escape" && (e.stopPropagation(), setEditing(false))} />
             <button class="btn small primary">Save</button><button type="button" class="btn small ghost" onClick=${() => setEditing(false)}>Cancel</button>
             ${error && html`<span class="form-error">${error}</span>`}</form>`
+        : c.kind === "channel"
+          ? html`<p class="topic irc-topic" title="Change it with /topic">${c.topic ? convText(c, c.topic, null) : html`<span class="muted">No topic</span>`}</p>`
         : room
           ? html`<button class="topic" title=${c.topic ? "Edit the topic" : "Set a topic"} onClick=${() => { setTopic(c.topic); setEditing(true); }}>
               ${c.topic ? convText(c, c.topic, null) : html`<span class="muted">Set a topic</span>`}</button>`
@@ -94,8 +97,8 @@ function Header({ chat, c, onMenu, onMembers, membersOpen, onLeave, onSearch }) 
     <div class="head-actions">
       <button class="icon-btn" onClick=${onSearch} aria-label="Search" title="Search"><${Icon} name="search" /></button>
       <button class=${"icon-btn" + (membersOpen ? " pressed" : "")} onClick=${onMembers} aria-label="Members" aria-pressed=${membersOpen} aria-controls="members" title="Members">
-        <${Icon} name="users" />${c.members && html`<small class="count">${c.members.filter((m) => m.online).length}/${c.members.length}</small>`}</button>
-      ${room && html`<button class="icon-btn" onClick=${onLeave} aria-label=${"Leave #" + c.name} title="Leave room"><${Icon} name="door" /></button>`}
+        <${Icon} name="users" />${c.ircMembers ? html`<small class="count">${c.ircMembers.length}</small>` : c.members && html`<small class="count">${c.members.filter((m) => m.online).length}/${c.members.length}</small>`}</button>
+      ${c.kind === "room" && html`<button class="icon-btn" onClick=${onLeave} aria-label=${"Leave #" + c.name} title="Leave room"><${Icon} name="door" /></button>`}
     </div>
   </header>`;
 }
@@ -252,7 +255,7 @@ function App({ chat, onLogout, firstAdmin }) {
 
   return html`<div class=${"shell" + (members && c ? " with-members" : "")}>
     <${Sidebar} chat=${chat} open=${drawer} onPick=${pick} onJoin=${() => setPanel("join")} onDm=${() => setPanel("dm")}
-      onSettings=${() => setPanel("settings")} onSearch=${() => { setSearchQuery(""); setPanel("search"); }} onLogout=${onLogout} />
+      onSettings=${() => setPanel("settings")} onNetworks=${() => setPanel("networks")} onSearch=${() => { setSearchQuery(""); setPanel("search"); }} onLogout=${onLogout} />
     ${drawer && html`<div class="scrim" onClick=${() => setDrawer(false)} aria-hidden="true"></div>`}
     <main class="main" aria-label=${c ? convTitle(c) : "Hubbub"}>
       <${Header} key=${c?.id} chat=${chat} c=${c} onMenu=${() => setDrawer(true)} membersOpen=${members} onMembers=${() => setMembers(!members)}
@@ -272,6 +275,7 @@ function App({ chat, onLogout, firstAdmin }) {
     ${panel === "join" && html`<${JoinDialog} chat=${chat} onClose=${() => setPanel(null)} />`}
     ${panel === "dm" && html`<${DmDialog} chat=${chat} onClose=${() => setPanel(null)} />`}
     ${panel === "search" && html`<${SearchPanel} chat=${chat} initial=${searchQuery} onClose=${() => setPanel(null)} onPick=${pickResult} />`}
+    ${panel === "networks" && html`<${NetworksDialog} chat=${chat} onClose=${() => setPanel(null)} />`}
     ${panel === "settings" && html`<${SettingsDialog} chat=${chat} settings=${settings} onChange=${changeSettings} onClose=${() => setPanel(null)} onLogout=${onLogout} />`}
   </div>`;
 }

@@ -3,7 +3,7 @@
 // you scroll up, and a jump-to-latest button.
 import { html } from "htm/preact";
 import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
-import { clock, dayKey, dayLabel, fullTime, initial, mentions, nickClass, richText, convText } from "../format.js";
+import { clock, dayKey, dayLabel, fullTime, initial, mentions, nickClass, richText, convText, convTitle } from "../format.js";
 import { Icon } from "./icons.js";
 
 const GROUP_MS = 7 * 60 * 1000;
@@ -186,7 +186,7 @@ export function MessageList({ chat, c, flashSeq }) {
         ${c.loadingOlder ? html`<span class="spinner" aria-label="Loading history"></span> Loading history…`
           : c.historyError ? html`<span>Could not load history: ${c.historyError}</span> <button class="btn small" onClick=${() => { c.historyError = null; chat.loadOlder(c); }}>Retry</button>`
           : chat.hasOlder(c) ? html`<button class="linklike" onClick=${() => chat.loadOlder(c)}>Load older messages</button>`
-          : html`<span class="beginning">This is the beginning of ${c.kind === "room" ? "#" + c.name : "your conversation with " + (c.peer || c.name)}.</span>`}
+          : html`<span class="beginning">This is the beginning of ${c.kind === "room" ? "#" + c.name : c.kind === "channel" ? c.name : c.kind === "query" ? convTitle(c) : "your conversation with " + (c.peer || c.name)}.</span>`}
       </div>
       ${items.map((row) =>
         row.type === "day" ? html`<div class="day" key=${row.key} role="separator"><span>${row.label}</span></div>`

@@ -74,7 +74,27 @@ function InviteForm({ chat, c }) {
   </form>`;
 }
 
+const PREFIX_RANK = "~&@%+";
+const rank = (p) => (p ? PREFIX_RANK.indexOf(p[0]) : 9) + 0;
+
+function IrcMemberList({ c, open, onClose }) {
+  const members = c.ircMembers;
+  const sorted = members
+    ? [...members].sort((a, b) => rank(a.prefixes) - rank(b.prefixes) || a.nick.localeCompare(b.nick, undefined, { sensitivity: "base" }))
+    : [];
+  return html`<aside class=${"members irc" + (open ? " open" : "")} aria-label="Members" id="members">
+    <header class="panel-head"><h2>Members ${members && html`<small>${members.length}</small>`}</h2>
+      <button class="icon-btn" onClick=${onClose} aria-label="Close members"><${Icon} name="x" /></button></header>
+    ${!members ? html`<p class="muted pad">${c.kind === "query" ? "A private conversation." : "Waiting for the member list…"}</p>` : html`<ul class="member-list">
+      ${sorted.map((m) => html`<li key=${m.nick} class="online"><span class="member" data-nick=${m.nick}>
+        <span class=${"avatar small " + nickClass(m.nick)} aria-hidden="true">${initial(m.nick)}</span>
+        <span class="member-name"><span class="member-prefix">${(m.prefixes || "").slice(0, 1)}</span>${m.nick}</span></span></li>`)}
+    </ul>`}
+  </aside>`;
+}
+
 export function MemberList({ chat, c, open, onClose, onDm }) {
+  if (c.kind === "channel" || c.kind === "query") return html`<${IrcMemberList} c=${c} open=${open} onClose=${onClose} />`;
   const members = c.members;
   const sorted = members
     ? [...members].sort((a, b) => (b.online - a.online) || (a.role === "owner" ? -1 : 0) - (b.role === "owner" ? -1 : 0) || a.name.localeCompare(b.name))

@@ -3,6 +3,7 @@
 import { html } from "htm/preact";
 import { convTitle, initial, nickClass } from "../format.js";
 import { Icon, Logo } from "./icons.js";
+import { NET_STATE, netStateClass } from "./networks.js";
 
 const STATE_TEXT = {
   idle: "Starting…",
@@ -49,16 +50,33 @@ function Item({ chat, c, onPick }) {
       ${dm
         ? html`<span class=${"avatar tiny " + nickClass(c.peer || c.name)} aria-hidden="true">${initial(c.peer || c.name)}${online && html`<i class="presence-dot"></i>`}</span>`
         : html`<span class="conv-icon" aria-hidden="true">${c.visibility === "private" ? html`<${Icon} name="lock" size=${15} />` : "#"}</span>`}
-      <span class="conv-name">${dm ? c.peer || c.name : c.name}</span>
+      <span class="conv-name">${c.kind === "channel" ? c.name.replace(/^#/, "") : c.kind === "query" ? convTitle(c) : dm ? c.peer || c.name : c.name}</span>
       ${mentions > 0 && !active && html`<span class="badge mention-badge" aria-hidden="true">@${mentions > 1 ? mentions : ""}</span>`}
       ${unread > 0 && html`<span class="badge" aria-hidden="true">${unread > 999 ? "999+" : unread}</span>`}
     </a>
   </li>`;
 }
 
-export function Sidebar({ chat, onPick, onJoin, onDm, onSettings, onSearch, onLogout, open }) {
+function IrcSection({ chat, n, convs, onPick, onNetworks }) {
+  const net = chat.networks.get(n);
+  const name = net ? net.name : "Network " + n;
+  const channels = convs.filter((c) => c.kind === "channel");
+  const queries = convs.filter((c) => c.kind === "query");
+  return html`<section class="network irc" key=${n} aria-label=${name} data-network=${n}>
+    <h2 class="network-name"><button class="linklike" onClick=${onNetworks} title="Manage networks">${name}</button>
+      ${net && html`<span class=${"net-dot " + netStateClass(net)} aria-hidden="true"></span><small class="net-state-label">${NET_STATE[net.state] || net.state}${net.current_nick ? " · " + net.current_nick : ""}</small>`}</h2>
+    ${net?.error && html`<p class="form-error small net-error">${net.error}</p>`}
+    <ul class="conv-list" aria-label=${name + " channels"}>${channels.map((c) => html`<${Item} key=${c.id} chat=${chat} c=${c} onPick=${onPick} />`)}</ul>
+    ${queries.length > 0 && html`<ul class="conv-list" aria-label=${name + " queries"}>${queries.map((c) => html`<${Item} key=${c.id} chat=${chat} c=${c} onPick=${onPick} />`)}</ul>`}
+  </section>`;
+}
+
+export function Sidebar({ chat, onPick, onJoin, onDm, onSettings, onSearch, onLogout, onNetworks, open }) {
   const list = chat.sorted();
-  const networks = [...new Set(list.map((c) => c.network))];
+  const isIrcNet = (n) => chat.networks.has(n) || list.some((c) => c.network === n && (c.kind === "channel" || c.kind === "query"));
+  const all = [...new Set(list.map((c) => c.network))];
+  const networks = all.filter((n) => !isIrcNet(n));
+  const ircNets = [...new Set([...chat.networks.keys(), ...all.filter(isIrcNet)])];
   return html`<nav class=${"sidebar" + (open ? " open" : "")} aria-label="Conversations" id="sidebar">
     <header class="sidebar-head">
       <${Logo} size=${28} />
@@ -68,11 +86,11 @@ export function Sidebar({ chat, onPick, onJoin, onDm, onSettings, onSearch, onLo
     <div class="sidebar-scroll">
       ${networks.length === 0 && html`<p class="empty-side">No conversations yet. Join a room to start.</p>`}
       ${networks.map((n) => {
-        const rooms = list.filter((c) => c.network === n && (c.kind === "room" || c.kind === "channel"));
-        const dms = list.filter((c) => c.network === n && (c.kind === "dm" || c.kind === "query"));
+        const rooms = list.filter((c) => c.network === n && c.kind === "room");
+        const dms = list.filter((c) => c.network === n && c.kind === "dm");
         const label = n === 1 ? "This server" : "Network " + n;
         return html`<section class="network" key=${n} aria-label=${label}>
-          ${networks.length > 1 && html`<h2 class="network-name">${n === 1 ? location.host : label}</h2>`}
+          ${ircNets.length > 0 && html`<h2 class="network-name">${n === 1 ? location.host : label}</h2>`}
           <div class="section-head"><h2>Rooms</h2>
             <button class="icon-btn small" onClick=${onJoin} aria-label="Join or create a room" title="Join or create a room"><${Icon} name="plus" size=${16} /></button></div>
           <ul class="conv-list">${rooms.map((c) => html`<${Item} key=${c.id} chat=${chat} c=${c} onPick=${onPick} />`)}</ul>
@@ -84,6 +102,9 @@ export function Sidebar({ chat, onPick, onJoin, onDm, onSettings, onSearch, onLo
       })}
       ${networks.length === 0 && html`<div class="section-head"><h2>Rooms</h2>
         <button class="icon-btn small" onClick=${onJoin} aria-label="Join or create a room"><${Icon} name="plus" size=${16} /></button></div>`}
+      ${!chat.ircDisabled && html`<div class="section-head"><h2>IRC</h2>
+        <button class="icon-btn small" onClick=${onNetworks} aria-label="Networks" title="IRC networks"><${Icon} name="gear" size=${16} /></button></div>`}
+      ${ircNets.map((n) => html`<${IrcSection} key=${n} chat=${chat} n=${n} convs=${list.filter((c) => c.network === n)} onPick=${onPick} onNetworks=${onNetworks} />`)}
     </div>
     <${ConnectionState} chat=${chat} />
     <footer class="sidebar-foot">
