@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,7 @@ from conftest import Hub, Session, running_hub, unique
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "irc"))
 from ircservers import IrcServer, require
+from rawirc import RawIrc
 
 RENDER = """async (text) => {
   const f = await import("./static/app/format.js");
@@ -179,4 +182,98 @@ def test_networks_add_edit_disconnect_remove(
         expect(s.page.locator("nav section.irc")).to_have_count(0)
         assert not s.errors, s.errors
     finally:
+        s.close()
+
+
+class RawClient:
+    """tests/irc/rawirc.py's RawIrc on its own event loop thread, for sync tests."""
+
+    def __init__(self, port: int, nick: str) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.irc_nick = nick
+        self.irc: RawIrc = self.run(RawIrc.connect(port, nick))
+
+    def run(self, coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=60)
+
+    def send(self, *lines: str) -> None:
+        self.run(self.irc.send(*lines))
+
+    def expect(self, needle: bytes) -> bytes:
+        line: bytes = self.run(self.irc.expect(lambda line: needle in line, timeout=20))
+        return line
+
+    def close(self) -> None:
+        self.run(self.irc.close())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=10)
+        self.loop.close()
+
+
+def test_irc_conversation_end_to_end(browser: Browser, irc_hub: Hub, inspircd: IrcServer) -> None:
+    """The user adds a network in the dialog, /joins a channel from the server
+    buffer, sees a raw client's coloured line formatted, answers; the raw client
+    receives the answer (sent once) and the /me; composer commands go to the network."""
+    s = Session(browser, irc_hub, unique("ircuser"))
+    raw = RawClient(inspircd.port, unique("bob"))
+    try:
+        nick = unique("ada")
+        dialog = open_networks(s)
+        fill_network(dialog, "realnet", inspircd.port, nick)
+        row = dialog.locator(".network-row", has_text="realnet")
+        expect(row.locator(".state-text")).to_have_text("connected", timeout=20_000)
+        dialog.get_by_role("button", name="Close").click()
+
+        # the server buffer, then /join from its composer
+        section = s.page.locator("nav section.irc", has_text="realnet")
+        section.locator(".conv", has_text="server messages").click(timeout=20_000)
+        s.type("/join #webchat")
+        expect(s.page.locator(".conv-title")).to_have_text("#webchat", timeout=20_000)
+        expect(section.locator(".conv", has_text="webchat")).to_be_visible()
+
+        raw.send("JOIN #webchat")
+        raw.expect(b"366")  # end of NAMES
+        raw.send(
+            "PRIVMSG #webchat :\x02bold\x02 and \x0304,01red on black\x03 <script>x()</script>"
+        )
+        msg = s.page.locator(".messages .msg", has_text="red on black")
+        expect(msg.locator(".mirc-b")).to_have_text("bold")
+        coloured = msg.locator("span[style]", has_text="red on black")
+        expect(coloured).to_have_css("color", "rgb(255, 0, 0)")
+        expect(coloured).to_have_css("background-color", "rgb(0, 0, 0)")
+        expect(msg.locator(".text")).to_contain_text("<script>x()</script>")
+        assert msg.locator("script").count() == 0
+
+        # members from irc_members, with the op prefix of the channel's creator
+        members = s.page.locator("#members")
+        expect(members.locator(f"[data-nick={nick}] .member-prefix")).to_have_text("@")
+        expect(members.locator(f"[data-nick={raw.irc_nick}] .member-prefix")).to_have_text("")
+        expect(s.page.get_by_role("button", name="Members")).to_contain_text("2")
+
+        # plain text through the normal send: once, and the raw client gets it
+        s.type("hello \x02back\x02")
+        raw.expect(b"PRIVMSG #webchat :hello \x02back\x02")
+        expect(s.page.locator(".messages .msg:not(.pending)", has_text="hello back")).to_have_count(
+            1
+        )
+        expect(s.page.locator(".messages .msg.pending")).to_have_count(0)
+        s.type("/me waves")
+        raw.expect(b"PRIVMSG #webchat :\x01ACTION waves\x01")
+        expect(s.page.locator(".messages .msg.kind-action", has_text="waves")).to_have_count(1)
+
+        # a command through the network: /topic, rendered formatted in the header
+        s.type("/topic the \x1dnew\x1d topic")
+        raw.expect(b"TOPIC #webchat")
+        expect(s.page.locator(".conv-head .irc-topic .mirc-i")).to_have_text("new")
+        expect(s.page.locator("#composer")).to_have_value("")
+        s.type("/notice #webchat heads up")
+        raw.expect(b"NOTICE #webchat :heads up")
+        expect(s.page.locator("#composer")).to_have_value("")  # the /notice is done
+        s.type("/frobnicate now")
+        expect(s.page.locator("#composer-error")).to_contain_text("Unknown command")
+        assert not s.errors, s.errors
+    finally:
+        raw.close()
         s.close()

@@ -299,7 +299,7 @@ export class Chat {
         return this.changed();
       case "conversation": {
         const c = this.upsert(f.conversation);
-        if (!this.active) this.open(c.id); // the first conversation (an invitation, a DM)
+        if (!this.active || this.wanted(c)) this.open(c.id); // the first one (an invitation, a DM), or one just asked for
         return this.changed();
       }
       case "network":
@@ -513,6 +513,27 @@ export class Chat {
 
   async connectNetwork(id, on) {
     return this.putNetwork(await rest.post(`networks/${id}/${on ? "connect" : "disconnect"}`));
+  }
+
+  /** Open the channel (by name) a /join asked for, now or when it appears. */
+  openWhenJoined(network, name) {
+    const folded = name.toLowerCase();
+    const known = [...this.convs.values()].find((c) => c.network === network && c.name.toLowerCase() === folded);
+    if (known) this.open(known.id);
+    else this._wanted = { network, name: folded, until: Date.now() + 30_000 };
+  }
+
+  openWhenKnown(id) {
+    if (this.convs.has(id)) this.open(id);
+    else this._wanted = { id, until: Date.now() + 30_000 };
+  }
+
+  wanted(c) {
+    const w = this._wanted;
+    if (!w || Date.now() > w.until) return false;
+    const hit = w.id ? w.id === c.id : c.network === w.network && c.name.toLowerCase() === w.name;
+    if (hit) this._wanted = null;
+    return hit;
   }
 
   async ircCommand(c, command) {

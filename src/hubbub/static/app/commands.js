@@ -1,6 +1,7 @@
 // Slash commands of the composer. Each returns a promise; a thrown Error's
 // message is shown under the composer.
-import { convTitle } from "./format.js";
+import { convTitle, isIrc } from "./format.js";
+import { ircError } from "./ui/networks.js";
 
 export const COMMANDS = {
   me: { args: "<action>", help: "Send an action: /me waves" },
@@ -16,8 +17,65 @@ export const COMMANDS = {
   help: { args: "", help: "Show this list" },
 };
 
-export function commandNames() {
-  return Object.keys(COMMANDS).map((c) => "/" + c);
+// In an IRC channel or query: the network's commands, run by the server
+// (POST /api/networks/{id}/command); plain text and /me go through the normal send.
+export const IRC_COMMANDS = {
+  me: { args: "<action>", help: "Send an action: /me waves" },
+  join: { args: "<#channel> [key]", help: "Join a channel" },
+  part: { args: "[#channel] [reason]", help: "Leave this channel (or the one named)" },
+  msg: { args: "<nick|#channel> <text>", help: "Send a message" },
+  query: { args: "<nick>", help: "Open a private conversation" },
+  notice: { args: "<target> <text>", help: "Send a notice" },
+  nick: { args: "<nick>", help: "Change your nick" },
+  topic: { args: "[#channel] [text]", help: "Show or set the topic" },
+  whois: { args: "<nick>", help: "Who is that" },
+  mode: { args: "<target> <modes>", help: "Set or show modes" },
+  kick: { args: "<nick> [reason]", help: "Kick someone from this channel" },
+  invite: { args: "<nick> [#channel]", help: "Invite someone" },
+  away: { args: "[message]", help: "Set (or clear) your away message" },
+  names: { args: "[#channel]", help: "List who is in a channel" },
+  list: { args: "[pattern]", help: "List channels" },
+  quote: { args: "<raw line>", help: "Send a raw IRC line" },
+  close: { args: "[#channel|nick]", help: "Close this conversation (parting a channel)" },
+  connect: { args: "", help: "Connect this network" },
+  disconnect: { args: "", help: "Disconnect this network" },
+  search: { args: "<words>", help: "Search your conversations" },
+  help: { args: "", help: "Show this list" },
+};
+
+export function commandNames(conv) {
+  return Object.keys(isIrc(conv) ? IRC_COMMANDS : COMMANDS).map((c) => "/" + c);
+}
+
+async function runIrc(chat, conv, text, ui) {
+  const m = text.match(/^\/(\S+)\s*([\s\S]*)$/);
+  const name = m[1].toLowerCase();
+  const rest = m[2].trim();
+  if (name === "me") {
+    if (!rest) throw new Error("Usage: /me <action> (what you do)");
+    chat.send(conv, rest, "action");
+    return;
+  }
+  if (name === "search") {
+    if (!rest) throw new Error("Usage: /search <words>");
+    ui.search(rest);
+    return;
+  }
+  if (name === "help") {
+    const lines = Object.entries(IRC_COMMANDS).map(([k, v]) => `/${k} ${v.args} — ${v.help}`);
+    chat.notice(conv.id, ["IRC commands:", ...lines, "Start a message with // to send a leading slash."].join("\n"));
+    return;
+  }
+  if (name === "join" && rest) chat.openWhenJoined(conv.network, rest.split(/[\s,]+/)[0]);
+  let done;
+  try {
+    done = await chat.ircCommand(conv, "/" + name + (rest ? " " + rest : ""));
+  } catch (err) {
+    throw new Error(ircError(err));
+  }
+  if (done?.done === "query" && done.conversation) chat.openWhenKnown(done.conversation);
+  if (done?.done === "close" && done.conversation) chat.removeConv(done.conversation);
+  if (done?.done === "connect" || done?.done === "disconnect") chat.loadNetworks();
 }
 
 /**
@@ -31,6 +89,7 @@ export async function runInput(chat, conv, text, ui) {
     chat.send(conv, plain, "text");
     return;
   }
+  if (isIrc(conv)) return runIrc(chat, conv, text, ui);
   const m = text.match(/^\/(\S+)\s*([\s\S]*)$/);
   const name = m[1].toLowerCase();
   const rest = m[2].trim();

@@ -73,7 +73,7 @@ export function Composer({ chat, c, ui, inputRef }) {
       if (!word) return false;
       const start = pos - word.length;
       const isCmd = start === 0 && word.startsWith("/");
-      const pool = isCmd ? commandNames() : chat.names(c).concat(c?.kind === "room" ? [] : []);
+      const pool = isCmd ? commandNames(c) : chat.names(c).concat(c?.kind === "room" ? [] : []);
       const bare = word.replace(/^@/, "").toLowerCase();
       const found = pool
         .filter((n) => (isCmd ? n.startsWith(word.toLowerCase()) : n.toLowerCase().startsWith(bare)))
