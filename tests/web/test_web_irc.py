@@ -246,6 +246,10 @@ def test_irc_conversation_end_to_end(browser: Browser, irc_hub: Hub, inspircd: I
         expect(msg.locator(".text")).to_contain_text("<script>x()</script>")
         assert msg.locator("script").count() == 0
 
+        # a line naming the user's nick is a mention (the server's meta.mention)
+        raw.send(f"PRIVMSG #webchat :{nick}: ping")
+        expect(s.page.locator(".messages .msg.highlight", has_text="ping")).to_be_visible()
+
         # members from irc_members, with the op prefix of the channel's creator
         members = s.page.locator("#members")
         expect(members.locator(f"[data-nick={nick}] .member-prefix")).to_have_text("@")

@@ -389,7 +389,9 @@ export class Chat {
     if (mine) {
       c.read_seq = Math.max(c.read_seq, m.seq);
     } else if (COUNTED.has(m.kind) && (m.kind === "text" || m.kind === "action" || m.kind === "notice")) {
-      const mentioned = mentions(m.text, this.matcher);
+      // IRC: the server knows the nick and highlight words (meta.mention)
+      const irc = c.kind === "channel" || c.kind === "query";
+      const mentioned = irc ? !!m.meta?.mention : mentions(m.text, this.matcher);
       if (mentioned) c.mentionSeqs.push(m.seq);
       if (live) this.onNotify?.(c, m, mentioned);
     }

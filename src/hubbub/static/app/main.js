@@ -4,6 +4,7 @@ import { useEffect, useReducer, useRef, useState } from "preact/hooks";
 import * as rest from "./api.js";
 import { Chat } from "./chat.js";
 import { convText, convTitle } from "./format.js";
+import { stripMirc } from "./mirc.js";
 import { applyTheme, loadSettings, onSystemTheme, saveSettings } from "./settings.js";
 import { Composer } from "./ui/composer.js";
 import { Icon } from "./ui/icons.js";
@@ -35,7 +36,8 @@ function notifier(chat) {
     if (s.notify === "mentions" && !mentioned && !dm) return;
     if (!("Notification" in window) || Notification.permission !== "granted") return;
     const title = dm ? m.sender : `${m.sender} in ${convTitle(c)}`;
-    const body = m.kind === "action" ? `* ${m.sender} ${m.text}` : m.text;
+    const text = stripMirc(m.text); // IRC formatting codes are not for a notification
+    const body = m.kind === "action" ? `* ${m.sender} ${text}` : text;
     try {
       const n = new Notification(title, { body: body.slice(0, 200), tag: "hubbub-" + c.id, icon: "static/icons/icon-192.png" });
       n.onclick = () => {

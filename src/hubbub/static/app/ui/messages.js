@@ -3,7 +3,7 @@
 // you scroll up, and a jump-to-latest button.
 import { html } from "htm/preact";
 import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
-import { clock, dayKey, dayLabel, fullTime, initial, mentions, nickClass, richText, convText, convTitle } from "../format.js";
+import { clock, dayKey, dayLabel, fullTime, initial, mentions, nickClass, richText, convText, convTitle, isIrc } from "../format.js";
 import { Icon } from "./icons.js";
 
 const GROUP_MS = 7 * 60 * 1000;
@@ -79,7 +79,7 @@ function list(names) {
 function Message({ row, chat, c }) {
   const { m, grouped } = row;
   const mine = m.sender_id === chat.me.id;
-  const hl = !mine && (m.kind === "text" || m.kind === "action" || m.kind === "notice") && mentions(m.text, chat.matcher);
+  const hl = !mine && (m.kind === "text" || m.kind === "action" || m.kind === "notice") && (isIrc(c) ? !!m.meta?.mention : mentions(m.text, chat.matcher));
   const matcher = mine ? null : chat.matcher;
   const cls = ["msg", "kind-" + m.kind, grouped ? "grouped" : "", hl ? "highlight" : "", mine ? "mine" : ""].join(" ");
   const time = html`<time class="time" datetime=${new Date(m.ts).toISOString()} title=${fullTime(m.ts)}>${clock(m.ts)}</time>`;
