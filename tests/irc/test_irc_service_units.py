@@ -7,13 +7,13 @@ from pathlib import Path
 import pytest
 
 from hubbub.core.errors import InvalidInput
+from hubbub.irc.commands import raw_line as _raw
+from hubbub.irc.commands import target_and_rest as _target_and_rest
 from hubbub.irc.secrets import KEY_FILE, SecretBox
 from hubbub.irc.service import (
     IrcDisabled,
     IrcPolicy,
     ServerNotAllowed,
-    _raw,
-    _target_and_rest,
     mentions,
 )
 

@@ -1,0 +1,486 @@
+"""IRC events into Hubbub: messages stored through the Hub, conversations, members, state.
+
+:class:`Inbound` is a mixin of :class:`~hubbub.irc.service.IrcService`: one
+consumer task per connected network turns the connection's events into
+messages (``Hub.post_system`` with an ``ext_key``: commit first, a replayed
+line is never stored twice), creates channel and query conversations (the
+network's owner is their only member), recognises the echo of a message the
+user sent through Hubbub (stored at its commit, not again), and publishes the
+member lists and the network's state as user events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from ..core.errors import Conflict, NotFound
+from ..core.events import Event as BusEvent
+from ..core.events import Scope, dumps
+from ..core.hub import Hub
+from ..core.model import (
+    Conversation,
+    ConversationKind,
+    Message,
+    MessageKind,
+    Network,
+    irc_fold,
+)
+from ..core.ports import Bus, Store
+from . import history
+from .connection import Connecting, ConnectionEvent, Reconnecting
+from .connection import Connection as IrcConnection
+from .errors import NotConnected
+from .events import (
+    Disconnected,
+    Error,
+    History,
+    Invite,
+    Join,
+    Kick,
+    LabeledResponse,
+    Mode,
+    Names,
+    Nick,
+    NickInUse,
+    Numeric,
+    Part,
+    Quit,
+    Registered,
+    SaslResult,
+    Topic,
+)
+from .events import Message as IrcMessage
+from .events import MessageKind as IrcKind
+from .history import Anchor
+
+log = logging.getLogger("hubbub.irc.service")
+
+MAX_PENDING_ECHOES = 100
+SERVER_BUFFER_KEY = "*"  # no nick or channel can be "*": the server buffer's name
+# Numerics left out of the server buffer: MOTD, NAMES and topic replies (shown elsewhere).
+_QUIET_NUMERICS = frozenset({"372", "375", "376", "353", "366", "332", "333", "422"})
+
+
+@dataclass
+class _Pending:
+    kind: MessageKind
+    text: str
+    message: Message
+    keyed: bool = False
+
+
+@dataclass
+class _Running:
+    network: Network
+    conn: IrcConnection
+    task: asyncio.Task[None] | None = None
+    nick: str = ""
+    error: str | None = None
+    # folded target -> user messages committed and sent, whose echo is awaited
+    pending: dict[str, deque[_Pending]] = field(default_factory=dict)
+
+
+def mentions(text: str, nick: str, words: list[str]) -> bool:
+    """Whether ``text`` names ``nick`` or a highlight word, as a whole word."""
+    for word in [nick, *words]:
+        if word and re.search(
+            r"(?<![\w\[\]\\`^{}|-])" + re.escape(word) + r"(?![\w\[\]\\`^{}|-])",
+            text,
+            re.IGNORECASE,
+        ):
+            return True
+    return False
+
+
+def _ms(t: datetime) -> int:
+    return int(t.astimezone(UTC).timestamp() * 1000)
+
+
+class Inbound:
+    """The event side of :class:`~hubbub.irc.service.IrcService` (a mixin)."""
+
+    store: Store
+    hub: Hub
+    bus: Bus
+    _running: dict[int, _Running]
+    # conversation id -> (network id, name): every IRC conversation known
+    _conversations: dict[int, tuple[int, str]]
+    _by_name: dict[tuple[int, str], Conversation]
+    _members: dict[int, list[dict[str, str]]]
+    _anchors: dict[tuple[int, str], Anchor]
+
+    def state(self, network_id: int) -> dict[str, Any]:
+        raise NotImplementedError
+
+    # -- events ------------------------------------------------------------------
+
+    async def _consume(self, running: _Running) -> None:
+        while True:
+            event = await running.conn.next_event()
+            try:
+                await self._handle(running, event)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception(
+                    "irc network %d: event %s not stored", running.network.id, type(event).__name__
+                )
+
+    async def _handle(self, running: _Running, event: ConnectionEvent) -> None:
+        network = running.network
+        match event:
+            case Connecting():
+                running.error = None
+                await self._publish_state(network, self.state(network.id))
+            case Registered():
+                running.pending.clear()  # a new session: no echo of the old one comes
+                running.nick = event.nick
+                running.error = None
+                await self._publish_state(network, self.state(network.id))
+            case Reconnecting() | Disconnected():
+                running.error = event.reason
+                await self._publish_state(network, self.state(network.id))
+                if isinstance(event, Disconnected):
+                    await self._server_note(running, f"disconnected: {event.reason}")
+            case Error(fatal=True):
+                running.error = event.message
+                await self._server_note(running, f"error: {event.message}")
+            case IrcMessage():
+                await self._store_message(running, event)
+            case History():
+                for message in event.messages:
+                    await self._store_message(running, message, replay=True)
+            case Join():
+                if event.is_me:
+                    await self._remember_channel(running, event.channel, joined=True)
+                await self._event(
+                    running, event.channel, MessageKind.JOIN, "", event.nick, event.msgid, {}
+                )
+                await self._publish_channel_members(running, event.channel)
+            case Part():
+                if event.is_me:
+                    await self._remember_channel(running, event.channel, joined=False)
+                await self._event(
+                    running,
+                    event.channel,
+                    MessageKind.PART,
+                    event.reason,
+                    event.nick,
+                    event.msgid,
+                    {},
+                )
+                await self._publish_channel_members(running, event.channel)
+            case Kick():
+                if event.is_me:
+                    await self._remember_channel(running, event.channel, joined=False)
+                await self._event(
+                    running,
+                    event.channel,
+                    MessageKind.EVENT,
+                    event.reason,
+                    event.by,
+                    event.msgid,
+                    {"event": "kick", "nick": event.nick},
+                )
+                await self._publish_channel_members(running, event.channel)
+            case Quit():
+                for channel in event.channels:
+                    await self._event(
+                        running,
+                        channel,
+                        MessageKind.EVENT,
+                        event.reason,
+                        event.nick,
+                        event.msgid,
+                        {"event": "quit"},
+                    )
+                    await self._publish_channel_members(running, channel)
+            case Nick():
+                if event.is_me:
+                    running.nick = event.new
+                    await self._publish_state(network, self.state(network.id))
+                for channel in event.channels:
+                    await self._event(
+                        running,
+                        channel,
+                        MessageKind.EVENT,
+                        event.new,
+                        event.old,
+                        None,
+                        {"event": "nick", "old": event.old, "new": event.new},
+                    )
+                    await self._publish_channel_members(running, channel)
+            case Topic():
+                conversation = await self._conversation(
+                    network, ConversationKind.CHANNEL, event.channel
+                )
+                await self.store.set_topic(conversation.id, event.topic)
+                if event.is_change:
+                    await self._event(
+                        running,
+                        event.channel,
+                        MessageKind.TOPIC,
+                        event.topic,
+                        event.by or "",
+                        None,
+                        {},
+                    )
+            case Mode():
+                if self._is_channel(running, event.target):
+                    await self._event(
+                        running,
+                        event.target,
+                        MessageKind.EVENT,
+                        " ".join(event.modes),
+                        event.by or "",
+                        None,
+                        {"event": "mode"},
+                    )
+                    await self._publish_channel_members(running, event.target)
+            case Names():
+                conversation = await self._conversation(
+                    network, ConversationKind.CHANNEL, event.channel
+                )
+                members = [{"nick": m.nick, "prefixes": m.prefixes} for m in event.members]
+                await self._publish_members(network, conversation, members)
+            case Numeric():
+                if event.command not in _QUIET_NUMERICS:
+                    await self._server_note(
+                        running, " ".join(event.params[1:]), meta={"numeric": event.command}
+                    )
+            case LabeledResponse():
+                for inner in event.events:
+                    await self._handle(running, inner)
+            case NickInUse():
+                await self._server_note(
+                    running, f"nick {event.refused} refused ({event.code}); trying {event.trying}"
+                )
+            case SaslResult():
+                await self._server_note(
+                    running,
+                    f"SASL {event.mechanism}: {'success' if event.success else 'failed'} {event.message}".strip(),
+                )
+            case Invite():
+                await self._server_note(running, f"{event.nick} invites you to {event.channel}")
+            case _:
+                pass
+
+    async def _store_message(
+        self, running: _Running, msg: IrcMessage, *, replay: bool = False
+    ) -> None:
+        network = running.network
+        if msg.own:
+            sent = self._take_pending(running, msg)
+            if sent is not None:  # ours, stored at its commit before it was sent
+                await self._key_sent(running, sent, msg)
+                return
+        if not msg.conversation:
+            await self._server_note(running, msg.text, sender=msg.nick, kind=_KINDS[msg.kind])
+            return
+        kind = ConversationKind.CHANNEL if msg.is_channel else ConversationKind.QUERY
+        conversation = await self._conversation(network, kind, msg.conversation)
+        key = history.keys(msg)[0]
+        if replay and await self.store.message_by_ext_key(conversation.id, key) is not None:
+            return
+        meta: dict[str, Any] = {"irc_time": _ms(msg.time)}
+        if msg.msgid:
+            meta["msgid"] = msg.msgid
+        if msg.account:
+            meta["account"] = msg.account
+        if not msg.own and mentions(
+            msg.text, running.nick or msg.target, list(network.config.get("highlight", []))
+        ):
+            meta["mention"] = True
+        try:
+            await self.hub.post_system(
+                conversation.id,
+                msg.text,
+                kind=_KINDS[msg.kind],
+                sender=msg.nick,
+                sender_id=network.user_id if msg.own else None,
+                meta=meta,
+                ext_key=key,
+            )
+        except Conflict:
+            return  # stored already (a replay raced the live line)
+        self._anchors[(network.id, irc_fold(msg.conversation))] = Anchor(msg.msgid, msg.time)
+
+    def _take_pending(self, running: _Running, msg: IrcMessage) -> _Pending | None:
+        """Consume the echo of a message the user sent through Hubbub (in parts when
+        split). Sends older than the one matched lost their echo (a reconnect in
+        between): they are dropped, so they cannot block later matches."""
+        queue = running.pending.get(irc_fold(msg.target))
+        if not queue:
+            return None
+        for index, sent in enumerate(queue):
+            rest = sent.text.lstrip("\n")
+            if sent.kind is _KINDS[msg.kind] and rest.startswith(msg.text):
+                for _ in range(index):
+                    queue.popleft()
+                sent.text = rest[len(msg.text) :]
+                if not sent.text.strip():
+                    queue.popleft()
+                return sent
+        return None
+
+    async def _key_sent(self, running: _Running, sent: _Pending, msg: IrcMessage) -> None:
+        """The first echo of a sent message keys it (msgid, server time): a replay
+        after a restart is then recognised, and it can anchor CHATHISTORY."""
+        if sent.keyed or not msg.conversation:
+            return
+        sent.keyed = True
+        meta = {**(sent.message.meta or {}), "irc_time": _ms(msg.time)}
+        if msg.msgid:
+            meta["msgid"] = msg.msgid
+        await self.store.set_ext_key(sent.message.id, history.keys(msg)[0], meta)
+        self._anchors[(running.network.id, irc_fold(msg.conversation))] = Anchor(
+            msg.msgid, msg.time
+        )
+
+    async def _event(
+        self,
+        running: _Running,
+        channel: str,
+        kind: MessageKind,
+        text: str,
+        sender: str,
+        msgid: str | None,
+        meta: dict[str, Any],
+    ) -> None:
+        conversation = await self._conversation(running.network, ConversationKind.CHANNEL, channel)
+        key = f"id:{msgid}" if msgid else None
+        with contextlib.suppress(Conflict):  # a replayed line, stored already
+            await self.hub.post_system(
+                conversation.id, text, kind=kind, sender=sender, meta=meta or None, ext_key=key
+            )
+
+    async def _server_note(
+        self,
+        running: _Running,
+        text: str,
+        *,
+        sender: str = "",
+        kind: MessageKind = MessageKind.SYSTEM,
+        meta: dict[str, Any] | None = None,
+    ) -> None:
+        conversation = await self._conversation(
+            running.network, ConversationKind.QUERY, SERVER_BUFFER_KEY
+        )
+        await self.hub.post_system(
+            conversation.id, text or "-", kind=kind, sender=sender, meta=meta
+        )
+
+    async def _remember_channel(self, running: _Running, channel: str, *, joined: bool) -> None:
+        """Keep the joined channels in the network's config, so a restart rejoins them."""
+        network = await self.store.get_network(running.network.id)
+        if network is None:
+            return
+        channels = [
+            c for c in network.config.get("channels", []) if irc_fold(c) != irc_fold(channel)
+        ]
+        if joined:
+            channels.append(channel)
+        if channels != network.config.get("channels", []):
+            running.network = await self.store.update_network(
+                network.id, config={**network.config, "channels": channels}
+            )
+
+    # -- conversations and members ------------------------------------------------
+
+    async def _conversation(
+        self, network: Network, kind: ConversationKind, name: str
+    ) -> Conversation:
+        key = (network.id, irc_fold(name))
+        found = self._by_name.get(key)
+        if found is not None:
+            return found
+        if network.user_id is None:
+            raise NotFound("a network without owner")
+        conversation, created = await self.store.network_conversation(
+            network.id, network.user_id, kind, name
+        )
+        self._remember(conversation)
+        if created:
+            await self.hub.subscribe(network.user_id, conversation.id, 0)
+        return conversation
+
+    def _remember(self, conversation: Conversation) -> None:
+        self._conversations[conversation.id] = (conversation.network_id, conversation.name)
+        self._by_name[(conversation.network_id, irc_fold(conversation.name))] = conversation
+
+    async def _load_anchor(self, conversation: Conversation) -> None:
+        for message in reversed(await self.store.history(conversation.id, limit=20)):
+            meta = message.meta
+            if meta and "irc_time" in meta:
+                when = datetime.fromtimestamp(int(meta["irc_time"]) / 1000, UTC)
+                self._anchors[(conversation.network_id, irc_fold(conversation.name))] = Anchor(
+                    meta.get("msgid"), when
+                )
+                return
+
+    def members(self, conversation_id: int) -> list[dict[str, str]]:
+        return self._members.get(conversation_id, [])
+
+    async def _publish_channel_members(self, running: _Running, channel: str) -> None:
+        try:
+            client = running.conn.client
+        except NotConnected:
+            return
+        folded = client.server.casefold(channel)
+        state = client.server.channels.get(folded)
+        conversation = self._by_name.get((running.network.id, irc_fold(channel)))
+        if state is None or conversation is None:
+            return
+        order = client.server.isupport.prefix.modes
+        prefixes = client.server.isupport.prefix.prefixes
+        members = []
+        for nick_key, user in state.users.items():
+            user_state = client.server.users.get(nick_key)
+            nick = user_state.nickname if user_state is not None else nick_key
+            modes = sorted((m for m in user.modes if m in order), key=order.index)
+            members.append(
+                {"nick": nick, "prefixes": "".join(prefixes[order.index(m)] for m in modes)}
+            )
+        members.sort(key=lambda m: m["nick"].lower())
+        await self._publish_members(running.network, conversation, members)
+
+    async def _publish_members(
+        self, network: Network, conversation: Conversation, members: list[dict[str, str]]
+    ) -> None:
+        self._members[conversation.id] = members
+        if network.user_id is None:
+            return
+        payload = dumps(
+            {"type": "irc_members", "conversation": conversation.id, "members": members}
+        )
+        await self.bus.publish(
+            BusEvent(Scope.USER, network.user_id, payload, conversation_id=conversation.id)
+        )
+
+    async def _publish_state(self, network: Network, state: dict[str, Any]) -> None:
+        if network.user_id is None:
+            return
+        payload = dumps(
+            {"type": "network", "network": {"id": network.id, "name": network.name, **state}}
+        )
+        await self.bus.publish(BusEvent(Scope.USER, network.user_id, payload))
+
+    def _is_channel(self, running: _Running, target: str) -> bool:
+        try:
+            return bool(running.conn.client.server.is_channel(target))
+        except NotConnected:
+            return target[:1] in "#&+!"
+
+
+_KINDS = {
+    IrcKind.PRIVMSG: MessageKind.TEXT,
+    IrcKind.ACTION: MessageKind.ACTION,
+    IrcKind.NOTICE: MessageKind.NOTICE,
+}
