@@ -7,6 +7,14 @@ own: ``irc_disabled``, ``irc_server_not_allowed`` (not in
 ``irc_allowed_servers``, or a loopback/private/link-local … address unless
 ``irc_allow_private_addresses``), ``irc_too_many_networks`` (403), ``irc_not_connected`` (409), ``irc_send_queue_full`` (503),
 ``irc_unknown_command`` (400).
+
+A network may have a client certificate for SASL EXTERNAL / CertFP, made by
+Hubbub (``POST /networks/{id}/certificate``, or on its own when
+``sasl_mechanism`` is ``EXTERNAL``): its fingerprints are in every answer, its
+private key stays sealed in the network's secrets and is never shown.
+
+``GET /conversations/{id}/irc-members`` reads an IRC channel's member list
+(nicks with their prefixes), the same data as the ``irc_members`` events.
 """
 
 from __future__ import annotations
@@ -16,8 +24,9 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, status
 from pydantic import BaseModel, Field
 
-from ...core.errors import NotFound
-from ...core.model import Network, NetworkKind
+from ...core.errors import NotFound, NotMember
+from ...core.model import ConversationKind, Network, NetworkKind
+from ...irc import certs
 from ...irc.service import IrcDisabled, IrcService, TooManyNetworks
 from ..deps import Services
 from .common import INT32_MAX, PrincipalDep, ServicesDep
@@ -133,12 +142,22 @@ class NetworkOut(BaseModel):
     )
     current_nick: str | None
     error: str | None
+    cert_fingerprint: str | None = Field(
+        default=None,
+        description="SHA-256 (hex) of the network's client certificate, to register with "
+        "the network's services: /msg NickServ CERT ADD <fingerprint>; null without one",
+    )
+    cert_fingerprint_sha512: str | None = Field(
+        default=None,
+        description="SHA-512 (hex) of the same certificate (Libera.Chat shows this one)",
+    )
 
     @classmethod
     def of(cls, network: Network, irc: IrcService) -> NetworkOut:
         cfg = network.config
         secrets = irc.box.open(str(cfg.get("secrets", "")), network.id)
         state = irc.state(network.id)
+        cert = _cert_info(network)
         return cls(
             id=network.id,
             name=network.name,
@@ -163,7 +182,52 @@ class NetworkOut(BaseModel):
             state=state["state"],
             current_nick=state["nick"],
             error=state["error"],
+            cert_fingerprint=cert.sha256 if cert else None,
+            cert_fingerprint_sha512=cert.sha512 if cert else None,
         )
+
+
+class CertificateOut(BaseModel):
+    fingerprint: str = Field(description="SHA-256 of the DER certificate, lower-case hex")
+    fingerprint_sha512: str = Field(description="SHA-512 of the DER certificate, lower-case hex")
+    not_after: int = Field(description="when it expires, milliseconds since the Unix epoch")
+    certificate: str = Field(description="the certificate, PEM (public; the key is never shown)")
+    hint: str = Field(description="how to register it with the network's services")
+
+    @classmethod
+    def of(cls, info: certs.CertInfo) -> CertificateOut:
+        return cls(
+            fingerprint=info.sha256,
+            fingerprint_sha512=info.sha512,
+            not_after=info.not_after,
+            certificate=info.pem,
+            hint=f"/msg NickServ CERT ADD {info.sha256}",
+        )
+
+
+class IrcMemberOut(BaseModel):
+    nick: str
+    prefixes: str = Field(description='channel status prefixes, highest first ("@", "+", "@+", "")')
+
+
+class IrcMembersOut(BaseModel):
+    conversation: int
+    network: int
+    channel: str
+    state: str = Field(
+        description="the network's connection state; the list is empty when not known"
+    )
+    members: list[IrcMemberOut] = Field(description="sorted by nick, case-insensitively")
+
+
+def _cert_info(network: Network) -> certs.CertInfo | None:
+    pem = network.config.get(certs.CONFIG_KEY)
+    if not pem:
+        return None
+    try:
+        return certs.info(str(pem))
+    except ValueError:
+        return None
 
 
 def _irc(services: Services) -> IrcService:
@@ -177,6 +241,12 @@ async def _own(services: Services, user_id: int, network_id: int) -> Network:
     if network is None or network.user_id != user_id or network.kind is not NetworkKind.IRC:
         raise NotFound("no such network")
     return network
+
+
+def _new_cert(name: str, config: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """A fresh client certificate: the config with it, and the key to seal."""
+    pair = certs.client_cert(name)
+    return {**config, certs.CONFIG_KEY: pair.cert_pem.decode()}, pair.key_pem.decode()
 
 
 def _seal(
@@ -233,9 +303,13 @@ async def create_network(
     network = await services.store.create_network(
         principal.user.id, kind=NetworkKind.IRC, name=body.name, config=config
     )
-    sealed = _seal(
-        irc, network, config, {"password": body.password, "sasl_password": body.sasl_password}
-    )
+    changes: dict[str, str | None] = {
+        "password": body.password,
+        "sasl_password": body.sasl_password,
+    }
+    if body.sasl_mechanism == "EXTERNAL":
+        config, changes[certs.SECRET_KEY] = _new_cert(network.name, config)
+    sealed = _seal(irc, network, config, changes)
     if sealed != config:
         network = await services.store.update_network(network.id, config=sealed)
     if body.connect:
@@ -263,9 +337,13 @@ async def update_network(
     config = {**network.config, **changes}
     irc.policy.check_server(str(config["host"]), int(config["port"]))
     await irc.policy.check_address(str(config["host"]), int(config["port"]))
-    config = _seal(
-        irc, network, config, {"password": body.password, "sasl_password": body.sasl_password}
-    )
+    secrets: dict[str, str | None] = {
+        "password": body.password,
+        "sasl_password": body.sasl_password,
+    }
+    if config.get("sasl_mechanism") == "EXTERNAL" and not config.get(certs.CONFIG_KEY):
+        config, secrets[certs.SECRET_KEY] = _new_cert(body.name or network.name, config)
+    config = _seal(irc, network, config, secrets)
     network = await services.store.update_network(network.id, name=body.name, config=config)
     await irc.reload(network.id)
     return NetworkOut.of(network, irc)
@@ -317,3 +395,77 @@ async def command(
     irc = _irc(services)
     await _own(services, principal.user.id, network_id)
     return await irc.command(network_id, body.command, body.conversation)
+
+
+@router.get("/networks/{network_id}/certificate")
+async def get_certificate(
+    network_id: NetworkId, principal: PrincipalDep, services: ServicesDep
+) -> CertificateOut:
+    """The network's client certificate (public part) and its fingerprints;
+    ``not_found`` when it has none."""
+    _irc(services)
+    info = _cert_info(await _own(services, principal.user.id, network_id))
+    if info is None:
+        raise NotFound("this network has no client certificate")
+    return CertificateOut.of(info)
+
+
+@router.post("/networks/{network_id}/certificate")
+async def new_certificate(
+    network_id: NetworkId, principal: PrincipalDep, services: ServicesDep
+) -> CertificateOut:
+    """Make a new client certificate for SASL EXTERNAL / CertFP, replacing any
+    other; a connected network reconnects to present it. Register its
+    fingerprint with the network's services (``/msg NickServ CERT ADD <fp>``)."""
+    irc = _irc(services)
+    network = await _own(services, principal.user.id, network_id)
+    config, key = _new_cert(network.name, dict(network.config))
+    config = _seal(irc, network, config, {certs.SECRET_KEY: key})
+    network = await services.store.update_network(network.id, config=config)
+    await irc.reload(network.id)
+    info = _cert_info(network)
+    assert info is not None
+    return CertificateOut.of(info)
+
+
+@router.delete("/networks/{network_id}/certificate", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_certificate(
+    network_id: NetworkId, principal: PrincipalDep, services: ServicesDep
+) -> None:
+    """Forget the client certificate and its key (SASL EXTERNAL stops working)."""
+    irc = _irc(services)
+    network = await _own(services, principal.user.id, network_id)
+    config = {k: v for k, v in network.config.items() if k != certs.CONFIG_KEY}
+    config = _seal(irc, network, config, {certs.SECRET_KEY: ""})
+    await services.store.update_network(network.id, config=config)
+    await irc.reload(network.id)
+
+
+@router.get("/conversations/{conversation_id}/irc-members")
+async def irc_members(
+    conversation_id: Annotated[int, Path(ge=1, le=INT32_MAX, description="a conversation id")],
+    principal: PrincipalDep,
+    services: ServicesDep,
+) -> IrcMembersOut:
+    """Who is in an IRC channel now, with their prefixes (``@``, ``+`` …), as the
+    network last told Hubbub (the ``irc_members`` WebSocket events carry the
+    same). ``not_found`` for a conversation you cannot see or that is not an
+    IRC channel; ``not_member`` for one you are not in."""
+    irc = _irc(services)
+    view = await services.hub.conversation(principal.user, conversation_id)
+    conversation = view.conversation
+    if conversation.kind is not ConversationKind.CHANNEL:
+        raise NotFound("not an IRC channel")
+    if view.role is None:
+        raise NotMember("you are not a member of this conversation")
+    network = await _own(services, principal.user.id, conversation.network_id)
+    return IrcMembersOut(
+        conversation=conversation.id,
+        network=network.id,
+        channel=conversation.name,
+        state=irc.state(network.id)["state"],
+        members=[
+            IrcMemberOut(nick=m["nick"], prefixes=m["prefixes"])
+            for m in irc.members(conversation.id)
+        ],
+    )
