@@ -118,6 +118,12 @@ class Settings(BaseSettings):
     login_attempts_per_account: int = Field(default=10, ge=1)  # per 15 minutes
     login_attempts_per_address: int = Field(default=30, ge=1)  # per 15 minutes
 
+    # catch-up cache (docs/configuration.md, "Catch-up cache"): the newest messages of
+    # recently read conversations, shared by resuming clients
+    history_tail_messages: int = Field(default=500, ge=0, le=10_000)  # per conversation; 0: off
+    history_tail_memory: int = Field(default=64 << 20, ge=0)  # bytes, all conversations together
+    history_tail_ttl: float = Field(default=30.0, gt=0, le=3600)  # seconds before a re-read
+
     # operations
     # IRC networks (docs/irc.md)
     irc_enabled: bool = True
