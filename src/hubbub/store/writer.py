@@ -27,9 +27,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -44,6 +45,8 @@ from .base import StoreClosed, StoreUnavailable, translate
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 512
+
+_T = TypeVar("_T")
 
 
 @dataclass(slots=True)
@@ -180,13 +183,14 @@ class GroupWriter:
     async def _transaction(self, messages: list[NewMessage]) -> list[Outcome]:
         outcomes: list[Outcome | None] = [None] * len(messages)
         async with self._write() as conn:
+            sqlite = conn.dialect.name == "sqlite"
             ts = now_ms()
-            followers = await self._find_duplicates(conn, messages, outcomes)
+            followers = await self._find_duplicates(conn, messages, outcomes, sqlite=sqlite)
             by_conversation: dict[int, list[int]] = {}
             for index, message in enumerate(messages):
                 if outcomes[index] is None and index not in followers:
                     by_conversation.setdefault(message.conversation_id, []).append(index)
-            inserts: list[dict[str, object]] = []
+            inserts: list[tuple[object, ...]] = []
             for conversation_id in sorted(by_conversation):
                 indexes = by_conversation[conversation_id]
                 last_seq = await conn.scalar(
@@ -202,11 +206,12 @@ class GroupWriter:
                     continue
                 first_seq = int(last_seq) - len(indexes) + 1
                 for offset, index in enumerate(indexes):
-                    stored = _message(messages[index], first_seq + offset, ts)
+                    new = messages[index]
+                    stored = _message(new, first_seq + offset, ts)
                     outcomes[index] = AppendResult(stored, duplicate=False)
-                    inserts.append({**_row(stored), "ext_key": messages[index].ext_key})
+                    inserts.append(_row(stored, new.ext_key))
             if inserts:
-                await conn.execute(sa.insert(t.messages), inserts)
+                await _insert(conn, inserts, sqlite=sqlite)
                 await _mark_read_by_senders(conn, inserts)
         for index, leader in followers.items():
             first = outcomes[leader]
@@ -228,6 +233,8 @@ class GroupWriter:
         conn: AsyncConnection,
         messages: list[NewMessage],
         outcomes: list[Outcome | None],
+        *,
+        sqlite: bool,
     ) -> dict[int, int]:
         """Fill ``outcomes`` for nonces already stored; return {repeat index: first index}."""
         first_of: dict[tuple[int, str], int] = {}
@@ -241,16 +248,84 @@ class GroupWriter:
             else:
                 first_of[key] = index
         if first_of:
-            result = await conn.execute(
-                sa.select(*rows.MESSAGE_COLUMNS).where(
-                    sa.tuple_(t.messages.c.sender_id, t.messages.c.nonce).in_(list(first_of))
+            keys = list(first_of)
+            found: Iterable[Any]
+            if sqlite:
+                found = []
+                for chunk in _chunks(keys, _SQLITE_CHUNK):
+                    found.extend(
+                        await conn.exec_driver_sql(
+                            _SQLITE_DUPLICATES + ", ".join(["(?, ?)"] * len(chunk)) + _SQLITE_ON,
+                            tuple(value for key in chunk for value in key),
+                        )
+                    )
+            else:
+                found = await conn.execute(
+                    sa.select(*rows.MESSAGE_COLUMNS).where(
+                        sa.tuple_(t.messages.c.sender_id, t.messages.c.nonce).in_(keys)
+                    )
                 )
-            )
-            for row in result:
+            for row in found:
                 outcomes[first_of[(row.sender_id, row.nonce)]] = AppendResult(
                     rows.message(row), duplicate=True
                 )
         return followers
+
+
+# The columns of a new message's row, in the order of ``_row``.
+_COLUMNS = (
+    "id",
+    "conversation_id",
+    "seq",
+    "ts",
+    "sender_id",
+    "sender",
+    "kind",
+    "text",
+    "meta",
+    "nonce",
+    "ext_key",
+)
+_CONVERSATION, _SEQ, _SENDER = 1, 2, 4  # their positions
+
+# SQLite: rows per statement. Far below SQLite's 32766 variables (3.32+; RETURNING
+# needs 3.35 anyway), so a batch of MAX_BATCH is one statement.
+_SQLITE_CHUNK = 2048
+# One multi-row INSERT per batch, not executemany: FTS5 flushes its pending
+# terms to a new segment at the end of every statement that wrote it, so the
+# insert trigger cost one segment (and its merging) per message with
+# executemany, and one per batch now: 512 messages 19 -> 9.5 ms of SQLite work
+# (bench/notes-durable.md). Written out by hand: no SQLAlchemy compilation of
+# thousands of expanding parameters per batch.
+_SQLITE_INSERT = "INSERT INTO messages (" + ", ".join(_COLUMNS) + ") VALUES "
+_SQLITE_ROW = "(" + ", ".join(["?"] * len(_COLUMNS)) + ")"
+# Stored nonces of a batch. A join with VALUES uses the (sender_id, nonce)
+# index; ``(sender_id, nonce) IN (VALUES ...)``, what SQLAlchemy renders,
+# scanned the whole table on every batch (6 ms at 30k messages, growing).
+_SQLITE_DUPLICATES = (
+    "SELECT " + ", ".join(f"m.{column.key}" for column in rows.MESSAGE_COLUMNS) + " FROM (VALUES "
+)
+_SQLITE_ON = ") AS v JOIN messages AS m ON m.sender_id = v.column1 AND m.nonce = v.column2"
+
+
+def _chunks(items: list[_T], size: int) -> Iterator[list[_T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+async def _insert(
+    conn: AsyncConnection, inserts: list[tuple[object, ...]], *, sqlite: bool
+) -> None:
+    if sqlite:
+        for chunk in _chunks(inserts, _SQLITE_CHUNK):
+            await conn.exec_driver_sql(
+                _SQLITE_INSERT + ", ".join([_SQLITE_ROW] * len(chunk)),
+                tuple(value for row in chunk for value in row),
+            )
+    else:
+        await conn.execute(
+            sa.insert(t.messages), [dict(zip(_COLUMNS, row, strict=True)) for row in inserts]
+        )
 
 
 _READ_BY_SENDER = (
@@ -264,7 +339,7 @@ _READ_BY_SENDER = (
 )
 
 
-async def _mark_read_by_senders(conn: AsyncConnection, inserts: list[dict[str, object]]) -> None:
+async def _mark_read_by_senders(conn: AsyncConnection, inserts: list[tuple[object, ...]]) -> None:
     """A sender has read what they sent: move their read marker up to it.
 
     In the same transaction, so unread counts never include your own messages
@@ -272,8 +347,8 @@ async def _mark_read_by_senders(conn: AsyncConnection, inserts: list[dict[str, o
     """
     newest: dict[tuple[object, object], object] = {}
     for row in inserts:  # ascending seq within each conversation
-        if row["sender_id"] is not None:
-            newest[(row["conversation_id"], row["sender_id"])] = row["seq"]
+        if row[_SENDER] is not None:
+            newest[(row[_CONVERSATION], row[_SENDER])] = row[_SEQ]
     if newest:
         await conn.execute(
             _READ_BY_SENDER, [{"c": c, "u": u, "s": s} for (c, u), s in newest.items()]
@@ -304,19 +379,20 @@ def _message(new: NewMessage, seq: int, ts: int) -> Message:
     )
 
 
-def _row(message: Message) -> dict[str, object]:
-    return {
-        "id": message.id,
-        "conversation_id": message.conversation_id,
-        "seq": message.seq,
-        "ts": message.ts,
-        "sender_id": message.sender_id,
-        "sender": message.sender,
-        "kind": message.kind.value,
-        "text": message.text,
-        "meta": rows.dump_json(message.meta),
-        "nonce": message.nonce,
-    }
+def _row(message: Message, ext_key: str | None) -> tuple[object, ...]:
+    return (
+        message.id,
+        message.conversation_id,
+        message.seq,
+        message.ts,
+        message.sender_id,
+        message.sender,
+        message.kind.value,
+        message.text,
+        rows.dump_json(message.meta),
+        message.nonce,
+        ext_key,
+    )
 
 
 def _settle(item: _Item, outcome: Outcome) -> None:
