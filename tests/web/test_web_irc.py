@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import sys
 import threading
 from collections.abc import Iterator
@@ -74,6 +75,31 @@ def render(page: Page, text: str) -> str:
             '<span style="color: rgb(255, 0, 0);">"&gt;&lt;img src=x onerror=alert(1)&gt;</span>',
         ),
         ("a\x07b\x01c", "abc"),
+        # hex colours (\x04), with a background; a bad one resets the colours
+        ("\x04FF8800orange", '<span style="color: rgb(255, 136, 0);">orange</span>'),
+        (
+            "\x04ff8800,000000x\x04 y",
+            '<span style="color: rgb(255, 136, 0); background-color: rgb(0, 0, 0);">x</span> y',
+        ),
+        ("\x034r\x04zzz", '<span style="color: rgb(255, 0, 0);">r</span>zzz'),
+        # unbalanced codes: left open to the end of the line, or closed with nothing open
+        ("\x02\x1dopen", '<span class="mirc-b mirc-i">open</span>'),
+        ("close\x02\x1f", "close"),
+        ("\x0f\x03\x0fplain", "plain"),
+        (
+            "\x11mono\x11 \x1estrike",
+            '<span class="mirc-m">mono</span> <span class="mirc-s">strike</span>',
+        ),
+        # colours survive a toggle, reset ends everything at once
+        (
+            "\x0303\x02g\x0fn",
+            '<span class="mirc-b" style="color: rgb(0, 147, 0);">g</span>n',
+        ),
+        (
+            "\x16\x0304,12both",
+            '<span style="color: rgb(0, 0, 252); background-color: rgb(255, 0, 0);">both</span>',
+        ),
+        ("<b>&amp;</b>\x02", "&lt;b&gt;&amp;amp;&lt;/b&gt;"),
     ],
 )
 def test_mirc_formatting(page: Page, text: str, expected: str) -> None:
@@ -277,6 +303,141 @@ def test_irc_conversation_end_to_end(browser: Browser, irc_hub: Hub, inspircd: I
         expect(s.page.locator("#composer")).to_have_value("")  # the /notice is done
         s.type("/frobnicate now")
         expect(s.page.locator("#composer-error")).to_contain_text("Unknown command")
+        assert not s.errors, s.errors
+    finally:
+        raw.close()
+        s.close()
+
+
+# --- client certificate, server replies ---------------------------------------------
+
+
+def api_json(s: Session, path: str) -> Any:
+    r = s.context.request.get(s.hub.url + "api/" + path)
+    assert r.ok, r.text()
+    return r.json()
+
+
+def test_networks_dialog_shows_the_client_certificate(
+    browser: Browser, irc_hub: Hub, inspircd: IrcServer
+) -> None:
+    """SASL EXTERNAL chosen in the form: Hubbub makes the certificate, the row and
+    the edit form show its fingerprint (the API's) with the NickServ hint; a new
+    certificate replaces it once confirmed."""
+    s = Session(browser, irc_hub, unique("certuser"))
+    try:
+        dialog = open_networks(s)
+        dialog.get_by_role("button", name="Add a network").click()
+        form = dialog.locator("form.network-form")
+        form.locator("input[name=name]").fill("certnet")
+        form.locator("input[name=host]").fill("127.0.0.1")
+        form.locator("input[name=port]").fill(str(inspircd.port))
+        form.locator("input[name=tls]").uncheck()
+        form.locator("input[name=nick]").fill(unique("cert"))
+        form.locator("select[name=sasl_mechanism]").select_option("EXTERNAL")
+        expect(form.locator("input[name=sasl_password]")).to_have_count(0)
+        expect(form).to_contain_text("Hubbub makes a client certificate")
+        form.get_by_role("button", name="Add and connect").click()
+
+        row = dialog.locator(".network-row", has_text="certnet")
+        cert = row.get_by_role("group", name="Client certificate")
+        expect(cert).to_be_visible()
+        (network,) = api_json(s, "networks")
+        fp = network["cert_fingerprint"]
+        assert len(fp) == 64
+        expect(cert.locator("code.fp")).to_have_text(fp)
+        expect(cert).to_contain_text(f"/msg NickServ CERT ADD {fp}")
+        assert "PRIVATE" not in dialog.inner_text()
+
+        row.get_by_role("button", name="Edit").click()
+        form = dialog.locator("form.network-form")
+        expect(form.locator("select[name=sasl_mechanism]")).to_have_value("EXTERNAL")
+        block = form.get_by_role("group", name="Client certificate")
+        expect(block.locator("code[data-fp=sha256]")).to_have_text(fp)
+        expect(block.locator("code[data-fp=sha512]")).to_have_text(
+            network["cert_fingerprint_sha512"]
+        )
+        block.get_by_role("button", name="New certificate").click()
+        block.get_by_role("group", name="Confirm new certificate").get_by_role(
+            "button", name="Make a new one"
+        ).click()
+        expect(block.get_by_role("status")).to_contain_text("New certificate made")
+        expect(block.locator("code[data-fp=sha256]")).not_to_have_text(fp)
+        new_fp = api_json(s, "networks")[0]["cert_fingerprint"]
+        assert new_fp != fp
+        expect(block.locator("code[data-fp=sha256]")).to_have_text(new_fp)
+        assert not s.errors, s.errors
+    finally:
+        s.close()
+
+
+def test_whois_list_and_errors_are_shown_readably(
+    browser: Browser, irc_hub: Hub, inspircd: IrcServer
+) -> None:
+    """/whois of a raw client's nick typed in a channel: its details in words in
+    the channel (mirrored) and in the server buffer; /list; a server error."""
+    s = Session(browser, irc_hub, unique("whoisuser"))
+    raw = RawClient(inspircd.port, unique("bob"))
+    try:
+        nick = unique("ada")
+        dialog = open_networks(s)
+        fill_network(dialog, "whoisnet", inspircd.port, nick, autojoin="#whoisroom")
+        row = dialog.locator(".network-row", has_text="whoisnet")
+        expect(row.locator(".state-text")).to_have_text("connected", timeout=20_000)
+        dialog.get_by_role("button", name="Close").click()
+        section = s.page.locator("nav section.irc", has_text="whoisnet")
+        section.locator(".conv", has_text="whoisroom").click(timeout=20_000)
+        expect(s.page.locator(".conv-title")).to_have_text("#whoisroom")
+        raw.send("JOIN #whoisroom")
+        raw.expect(b"366")
+
+        # the member list is there after a reload too (read over REST)
+        members = s.page.locator("#members")
+        expect(members.locator(f"[data-nick={raw.irc_nick}]")).to_have_count(1)
+        s.page.reload()
+        expect(s.page.locator(".conv-title")).to_have_text("#whoisroom")
+        expect(members.locator(f"[data-nick={raw.irc_nick}]")).to_have_count(1)
+
+        s.type(f"/whois {raw.irc_nick}")
+        notice = s.page.locator(".local-notice.irc-replies", has_text="WHOIS")
+        expect(notice).to_contain_text(
+            re.compile(rf"{raw.irc_nick} is ~?{raw.irc_nick}@127\.0\.0\.1")
+        )
+        expect(notice).to_contain_text(f"{raw.irc_nick} is connected to ")
+        expect(notice).to_contain_text(f"{raw.irc_nick} is on #whoisroom")
+        expect(notice).to_contain_text(f"{raw.irc_nick} has been idle ")
+
+        s.type("/whois nosuchnick42")
+        err = s.page.locator(".local-notice", has_text="nosuchnick42")
+        expect(err).to_contain_text("nosuchnick42: No such nick")
+        expect(err).to_have_class(re.compile(r"\berror\b"))
+
+        s.type("/list")
+        expect(
+            s.page.locator(".local-notice.irc-replies", has_text="Channel list")
+        ).to_contain_text("#whoisroom (2)")
+        s.type("/names")
+        expect(s.page.locator(".local-notice", has_text="Names in #whoisroom")).to_contain_text(
+            f"@{nick}"
+        )
+
+        # the server buffer: the same replies as lines in words, grouped, errors marked
+        section.locator(".conv", has_text="server messages").click()
+        whois = s.page.locator(".messages .irc-note.irc-whois")
+        expect(
+            whois.filter(has_text=re.compile(rf"{raw.irc_nick} is ~?{raw.irc_nick}@"))
+        ).to_have_count(1)
+        expect(
+            s.page.locator(
+                ".messages .irc-note.irc-end", has_text=f"End of WHOIS for {raw.irc_nick}"
+            )
+        ).to_have_count(1)
+        error = s.page.locator(".messages .irc-note.irc-error", has_text="nosuchnick42")
+        expect(error.first.locator(".irc-err-tag")).to_have_text("error")
+        expect(error.first).to_have_attribute("data-numeric", "401")
+        expect(
+            s.page.locator(".messages .irc-note.irc-list", has_text="#whoisroom (2)")
+        ).to_have_count(1)
         assert not s.errors, s.errors
     finally:
         raw.close()

@@ -13,6 +13,8 @@ import { wsUrl } from "./api.js";
 import { cacheDeletePrefix, cacheGetPrefix, cacheSet } from "./cache.js";
 import { ProtocolClient } from "./client.js";
 import { highlighter, mentions } from "./format.js";
+import { replyLine } from "./ircreplies.js";
+import { stripMirc } from "./mirc.js";
 import { Outbox } from "./outbox.js";
 
 const CACHE_MESSAGES = 200;
@@ -260,7 +262,23 @@ export class Chat {
   }
 
   async loadMembers(c) {
-    if (c.kind === "channel" || c.kind === "query") return; // IRC: `irc_members` frames
+    if (c.kind === "query") return;
+    if (c.kind === "channel") {
+      // IRC: kept up to date by `irc_members` frames; read once over REST when
+      // none came yet (after a reload, the list is not replayed)
+      if (c.ircMembers || c._membersLoading) return;
+      c._membersLoading = true;
+      try {
+        const body = await rest.get(`conversations/${c.id}/irc-members`);
+        if (!c.ircMembers) c.ircMembers = body.members;
+        this.changed();
+      } catch {
+        /* the next irc_members frame brings it */
+      } finally {
+        c._membersLoading = false;
+      }
+      return;
+    }
     if (c._membersLoading) return;
     c._membersLoading = true;
     try {
@@ -397,6 +415,7 @@ export class Chat {
     }
     if (m.kind === "topic") c.topic = m.text;
     if ((m.kind === "join" || m.kind === "part") && c.members) this.loadMembers(c);
+    if (live && m.kind === "system" && c.kind === "query" && c.name === "*") this.mirrorReply(c, m);
     this.recount(c);
     if (this.active === c.id && this.isWatching()) this.markRead(c);
     this.markDirty(c);
@@ -517,6 +536,12 @@ export class Chat {
     return this.putNetwork(await rest.post(`networks/${id}/${on ? "connect" : "disconnect"}`));
   }
 
+  /** A new client certificate for SASL EXTERNAL (replacing any other); the network's new view. */
+  async newCertificate(id) {
+    await rest.post(`networks/${id}/certificate`);
+    return this.putNetwork(await rest.get(`networks/${id}`));
+  }
+
   /** Open the channel (by name) a /join asked for, now or when it appears. */
   openWhenJoined(network, name) {
     const folded = name.toLowerCase();
@@ -540,6 +565,48 @@ export class Chat {
 
   async ircCommand(c, command) {
     return rest.post(`networks/${c.network}/command`, { command, conversation: c.id });
+  }
+
+  /**
+   * A command whose answer lands in the server buffer (/whois, /list …) was
+   * typed in `c`: show the answer there too, as one local notice, until its
+   * end line, an error, 15 s or 40 lines (the rest stays in the server buffer).
+   */
+  expectReplies(c, title) {
+    if (!c || c.name === "*") {
+      this._replies = null; // typed in the server buffer: the answer is right there
+      return;
+    }
+    this._replies = { network: c.network, conv: c.id, title, until: Date.now() + 15_000, lines: [], noticeId: null };
+  }
+
+  mirrorReply(buffer, m) {
+    const r = this._replies;
+    if (!r || r.network !== buffer.network) return;
+    if (Date.now() > r.until || !this.convs.has(r.conv)) {
+      this._replies = null;
+      return;
+    }
+    const line = replyLine(m) || { text: m.text, level: "info" };
+    if (!line.group && line.level !== "error") return; // not part of the answer (a notice of the server …)
+    if (line.level !== "end") r.lines.push(stripMirc(line.text));
+    const done = line.level === "end" || line.level === "error" || r.lines.length >= 40;
+    if (r.lines.length >= 40) r.lines.push("… the rest is in the server messages.");
+    if (done) this._replies = null;
+    if (!r.lines.length) return;
+    const text = [r.title, ...r.lines].join("\n");
+    const level = line.level === "error" && r.lines.length === 1 ? "error" : "info";
+    const list = this.notices.get(r.conv) || [];
+    const found = list.find((n) => n.id === r.noticeId);
+    if (found) {
+      found.text = text;
+      found.level = level;
+    } else {
+      r.noticeId = Math.random().toString(36).slice(2);
+      list.push({ id: r.noticeId, text, level, ts: Date.now(), cls: "irc-replies" });
+      this.notices.set(r.conv, list.slice(-20));
+    }
+    this.changed();
   }
 
   // --- actions -----------------------------------------------------------------

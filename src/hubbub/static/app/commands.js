@@ -67,10 +67,24 @@ async function runIrc(chat, conv, text, ui) {
     return;
   }
   if (name === "join" && rest) chat.openWhenJoined(conv.network, rest.split(/[\s,]+/)[0]);
+  if (name === "names") {
+    // the member list Hubbub keeps (the server's NAMES reply refreshes it)
+    const wanted = (rest.split(/\s+/)[0] || conv.name).toLowerCase();
+    const ch = [...chat.convs.values()].find((x) => x.network === conv.network && x.kind === "channel" && x.name.toLowerCase() === wanted);
+    if (ch?.ircMembers) {
+      const names = ch.ircMembers.map((mb) => (mb.prefixes || "").slice(0, 1) + mb.nick);
+      chat.notice(conv.id, `Names in ${ch.name} (${names.length}):\n${names.join(" ")}`);
+    }
+  }
+  const mirrored = { whois: "WHOIS", list: "Channel list", mode: "Modes", away: "Away", invite: "Invite" };
+  if (mirrored[name] && (name !== "mode" || !/[+-]/.test(rest))) {
+    chat.expectReplies(conv, `${mirrored[name]}${rest && name !== "away" ? " " + rest : ""}:`);
+  }
   let done;
   try {
     done = await chat.ircCommand(conv, "/" + name + (rest ? " " + rest : ""));
   } catch (err) {
+    chat.expectReplies(null);
     throw new Error(ircError(err));
   }
   if (done?.done === "query" && done.conversation) chat.openWhenKnown(done.conversation);

@@ -5,6 +5,7 @@ import { html } from "htm/preact";
 import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
 import { clock, dayKey, dayLabel, fullTime, initial, mentions, nickClass, richText, convText, convTitle, isIrc } from "../format.js";
 import { Icon } from "./icons.js";
+import { noteIsError, replyLine } from "../ircreplies.js";
 
 const GROUP_MS = 7 * 60 * 1000;
 
@@ -86,6 +87,15 @@ function Message({ row, chat, c }) {
   if (m.kind === "topic") {
     return html`<div class="msg kind-topic" data-seq=${m.seq}>${time}
       <span class="sys-text"><b class=${nickClass(m.sender)}>${m.sender}</b> set the topic: <q>${convText(c, m.text, null)}</q></span></div>`;
+  }
+  if (m.kind === "system" && isIrc(c)) {
+    // server replies and notes (server buffer): numerics in words, errors marked
+    const r = replyLine(m);
+    const level = r ? r.level : noteIsError(m) ? "error" : "info";
+    const text = r ? r.text : m.text;
+    return html`<div class=${`msg kind-system irc-note irc-${level}${r?.group ? " irc-" + r.group : ""}`} data-seq=${m.seq} data-numeric=${r?.code}>${time}<span class="sys-text">${
+      level === "error" && html`<span class="irc-err-tag">error</span> `}${convText(c, text, null)}</span>${
+      r && html`<small class="irc-code" title=${"IRC reply " + r.code}>${r.code}</small>`}</div>`;
   }
   if (m.kind === "system" || m.kind === "event") {
     return html`<div class=${"msg kind-" + m.kind} data-seq=${m.seq}>${time}<span class="sys-text">${convText(c, m.text, matcher)}</span></div>`;
@@ -195,7 +205,7 @@ export function MessageList({ chat, c, flashSeq }) {
         : html`<${Message} key=${row.key} row=${row} chat=${chat} c=${c} />`,
       )}
       ${pending.map((e) => html`<${Pending} key=${e.nonce} entry=${e} chat=${chat} />`)}
-      ${notices.map((n) => html`<div key=${n.id} class=${"local-notice " + n.level} role=${n.level === "error" ? "alert" : "status"}>
+      ${notices.map((n) => html`<div key=${n.id} class=${"local-notice " + n.level + (n.cls ? " " + n.cls : "")} role=${n.level === "error" ? "alert" : "status"}>
         <pre>${n.text}</pre><button class="icon-btn small" aria-label="Dismiss" onClick=${() => chat.clearNotices(c.id)}><${Icon} name="x" size=${14} /></button></div>`)}
     </div>
     ${!atBottom && html`<button class="jump" onClick=${jump} aria-label="Jump to the latest messages">

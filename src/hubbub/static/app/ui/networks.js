@@ -49,7 +49,7 @@ export function ircError(err) {
 
 const BLANK = {
   name: "", host: "", port: "", tls: true, accept_self_signed: false, nick: "", alt_nick: "", username: "", realname: "",
-  password: "", sasl_username: "", sasl_password: "", autojoin: "", connect_commands: "",
+  password: "", sasl_mechanism: "", sasl_username: "", sasl_password: "", autojoin: "", connect_commands: "",
 };
 
 function toForm(n) {
@@ -57,6 +57,7 @@ function toForm(n) {
     ...BLANK,
     name: n.name, host: n.host, port: String(n.port || ""), tls: n.tls, accept_self_signed: n.accept_self_signed,
     nick: n.nick, alt_nick: n.alt_nick, username: n.username, realname: n.realname, sasl_username: n.sasl_username,
+    sasl_mechanism: n.sasl_mechanism || "",
     autojoin: (n.autojoin || []).join(" "), connect_commands: (n.connect_commands || []).join("\n"),
   };
 }
@@ -70,7 +71,8 @@ function toBody(f, editing) {
     connect_commands: f.connect_commands.split("\n").map((l) => l.trim()).filter(Boolean),
   };
   body.port = f.port.trim() ? Number(f.port) : f.tls ? 6697 : 6667;
-  body.sasl_mechanism = body.sasl_username || f.sasl_password ? "PLAIN" : "";
+  body.sasl_mechanism = f.sasl_mechanism;
+  if (f.sasl_mechanism !== "PLAIN") body.sasl_username = f.sasl_mechanism ? body.sasl_username : "";
   // passwords are write-only: on an edit an empty field keeps the saved one
   if (f.password || !editing) body.password = f.password;
   if (f.sasl_password || !editing) body.sasl_password = f.sasl_password;
@@ -108,9 +110,17 @@ function NetworkForm({ chat, network, onDone }) {
       ${text("username", "Username", { maxlength: 64 })}
       ${text("realname", "Real name", { maxlength: 400 })}
       ${text("password", "Server password", { type: "password", autocomplete: "off", placeholder: network?.password_set ? "saved (empty keeps it)" : "" })}
-      ${text("sasl_username", "SASL account", { maxlength: 64 })}
-      ${text("sasl_password", "SASL password", { type: "password", autocomplete: "off", placeholder: network?.sasl_password_set ? "saved (empty keeps it)" : "" })}
+      <label class="field"><span>Log in to services (SASL)</span>
+        <select name="sasl_mechanism" value=${f.sasl_mechanism} onChange=${set("sasl_mechanism")}>
+          <option value="">No</option>
+          <option value="PLAIN">Account and password (PLAIN)</option>
+          <option value="EXTERNAL">Client certificate (EXTERNAL)</option>
+        </select></label>
+      ${f.sasl_mechanism === "PLAIN" && text("sasl_username", "SASL account", { maxlength: 64, placeholder: f.nick })}
+      ${f.sasl_mechanism === "PLAIN" && text("sasl_password", "SASL password", { type: "password", autocomplete: "off", placeholder: network?.sasl_password_set ? "saved (empty keeps it)" : "" })}
     </div>
+    ${f.sasl_mechanism === "EXTERNAL" && !network?.cert_fingerprint && html`<p class="muted cert-block">Hubbub makes a client certificate for this network when you save; its fingerprint is shown here, to register with the network's services.</p>`}
+    ${network?.cert_fingerprint && html`<${CertBlock} chat=${chat} n=${network} />`}
     <label class="check"><input type="checkbox" name="tls" checked=${f.tls} onChange=${set("tls")} /> TLS</label>
     ${f.tls && html`<label class="check"><input type="checkbox" name="accept_self_signed" checked=${f.accept_self_signed} onChange=${set("accept_self_signed")} /> Accept a self-signed certificate</label>`}
     ${text("autojoin", "Channels to join", { placeholder: "#hubbub #python" })}
@@ -122,6 +132,51 @@ function NetworkForm({ chat, network, onDone }) {
       <button class="btn primary" disabled=${busy}>${network ? "Save" : "Add and connect"}</button>
     </div>
   </form>`;
+}
+
+/**
+ * The network's client certificate (SASL EXTERNAL / CertFP): its SHA-256
+ * fingerprint, how to register it with NickServ, the SHA-512 one, copy, and
+ * (not compact) a new certificate, confirmed in place. The key stays on the server.
+ */
+function CertBlock({ chat, n, compact = false }) {
+  const [confirming, setConfirming] = useState(false);
+  const [status, setStatus] = useState(null);
+  const fp = n.cert_fingerprint;
+  const hint = `/msg NickServ CERT ADD ${fp}`;
+  async function copy(what) {
+    try {
+      await navigator.clipboard.writeText(what);
+      setStatus("Copied.");
+    } catch {
+      setStatus("Select the text and copy it.");
+    }
+  }
+  async function renew() {
+    setStatus(null);
+    try {
+      await chat.newCertificate(n.id);
+      setConfirming(false);
+      setStatus("New certificate made: register its fingerprint.");
+    } catch (err) {
+      setStatus(ircError(err));
+    }
+  }
+  return html`<div class="cert-block" role="group" aria-label="Client certificate">
+    <div>Client certificate fingerprint (SHA-256)${n.sasl_mechanism === "EXTERNAL" ? ", for SASL EXTERNAL" : ""}:</div>
+    <code class="fp" data-fp="sha256">${fp}</code>
+    <div class="cert-hint">Register it with the network's services: <code>${hint}</code>
+      (or, logged in with your password, <code>/msg NickServ CERT ADD</code>).</div>
+    ${!compact && html`<details><summary>SHA-512 (some networks show this one)</summary><code class="fp" data-fp="sha512">${n.cert_fingerprint_sha512}</code></details>`}
+    <div class="row-actions">
+      <button type="button" class="btn small" onClick=${() => copy(fp)}>Copy fingerprint</button>
+      ${!compact && !confirming && html`<button type="button" class="btn small" onClick=${() => setConfirming(true)}>New certificate</button>`}
+      ${!compact && confirming && html`<span role="group" aria-label="Confirm new certificate">The old fingerprint stops working.
+        <button type="button" class="btn small danger-fill" onClick=${renew}>Make a new one</button>
+        <button type="button" class="btn small" onClick=${() => setConfirming(false)}>Keep</button></span>`}
+      ${status && html`<span class="muted" role="status">${status}</span>`}
+    </div>
+  </div>`;
 }
 
 function NetworkRow({ chat, n, onEdit }) {
@@ -143,6 +198,7 @@ function NetworkRow({ chat, n, onEdit }) {
         <span class="state-text">${NET_STATE[n.state] || n.state}</span>${n.current_nick && html` as <b class="net-nick">${n.current_nick}</b>`}</div>
       ${n.error && html`<p class="form-error net-error">${n.error}</p>`}
       ${error && html`<p class="form-error" role="alert">${error}</p>`}
+      ${n.cert_fingerprint && html`<${CertBlock} chat=${chat} n=${n} compact=${true} />`}
     </div>
     ${confirming
       ? html`<div class="row-actions" role="group" aria-label="Confirm removal"><span>Remove ${n.name} and its conversations?</span>
@@ -162,7 +218,7 @@ export function NetworksDialog({ chat, onClose }) {
     ${chat.ircDisabled
       ? html`<p class="form-error" role="alert">${ircError({ code: "irc_disabled" })}</p>`
       : mode
-        ? html`<${NetworkForm} key=${mode === "add" ? "add" : mode.id} chat=${chat} network=${mode === "add" ? null : mode} onDone=${() => setMode(null)} />`
+        ? html`<${NetworkForm} key=${mode === "add" ? "add" : mode.id} chat=${chat} network=${mode === "add" ? null : chat.networks.get(mode.id) || mode} onDone=${() => setMode(null)} />`
         : html`<ul class="network-list" aria-label="Your networks">
             ${list.map((n) => html`<${NetworkRow} key=${n.id} chat=${chat} n=${n} onEdit=${setMode} />`)}
             ${list.length === 0 && html`<li class="muted">No networks yet.</li>`}
