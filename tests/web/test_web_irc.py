@@ -337,6 +337,7 @@ def test_networks_dialog_shows_the_client_certificate(
         form.locator("select[name=sasl_mechanism]").select_option("EXTERNAL")
         expect(form.locator("input[name=sasl_password]")).to_have_count(0)
         expect(form).to_contain_text("Hubbub makes a client certificate")
+        expect(form.get_by_role("alert")).to_contain_text("only sent over TLS")  # TLS is off here
         form.get_by_role("button", name="Add and connect").click()
 
         row = dialog.locator(".network-row", has_text="certnet")

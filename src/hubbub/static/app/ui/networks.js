@@ -119,6 +119,7 @@ function NetworkForm({ chat, network, onDone }) {
       ${f.sasl_mechanism === "PLAIN" && text("sasl_username", "SASL account", { maxlength: 64, placeholder: f.nick })}
       ${f.sasl_mechanism === "PLAIN" && text("sasl_password", "SASL password", { type: "password", autocomplete: "off", placeholder: network?.sasl_password_set ? "saved (empty keeps it)" : "" })}
     </div>
+    ${f.sasl_mechanism === "EXTERNAL" && !f.tls && html`<p class="form-error cert-block" role="alert">A client certificate is only sent over TLS: switch TLS on.</p>`}
     ${f.sasl_mechanism === "EXTERNAL" && !network?.cert_fingerprint && html`<p class="muted cert-block">Hubbub makes a client certificate for this network when you save; its fingerprint is shown here, to register with the network's services.</p>`}
     ${network?.cert_fingerprint && html`<${CertBlock} chat=${chat} n=${network} />`}
     <label class="check"><input type="checkbox" name="tls" checked=${f.tls} onChange=${set("tls")} /> TLS</label>
