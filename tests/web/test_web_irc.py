@@ -123,6 +123,54 @@ def test_strip_and_has(page: Page) -> None:
     assert got == ["abc", True, False]
 
 
+@pytest.mark.parametrize(
+    ("numeric", "text", "expected"),
+    [
+        (
+            "311",
+            "bob ~b host.example * Bob the Builder",
+            ["bob is ~b@host.example (Bob the Builder)", "reply", "whois"],
+        ),
+        (
+            "312",
+            "bob irc.example Example server",
+            ["bob is connected to irc.example (Example server)", "reply", "whois"],
+        ),
+        ("317", "bob 3725 0", ["bob has been idle 1 h 2 min", "reply", "whois"]),
+        ("319", "bob @#a +#b ", ["bob is on @#a +#b", "reply", "whois"]),
+        ("330", "bob bobacct is logged in as", ["bob is logged in as bobacct", "reply", "whois"]),
+        (
+            "671",
+            "bob is using a secure connection",
+            ["bob is using a secure connection", "reply", "whois"],
+        ),
+        ("318", "bob End of /WHOIS list.", ["End of WHOIS for bob", "end", "whois"]),
+        ("322", "#hub 12 [+nt] the \x02topic", ["#hub (12) [+nt] the \x02topic", "reply", "list"]),
+        ("323", "End of channel list.", ["End of the channel list", "end", "list"]),
+        ("401", "nobody No such nick/channel", ["nobody: No such nick/channel", "error", None]),
+        (
+            "441",
+            "bob #hub They aren't on that channel",
+            ["bob #hub: They aren't on that channel", "error", None],
+        ),
+        ("451", "You have not registered", ["You have not registered", "error", None]),
+        (
+            "005",
+            "CHANTYPES=# are supported by this server",
+            ["CHANTYPES=# are supported by this server", "info", None],
+        ),
+    ],
+)
+def test_server_replies_in_words(page: Page, numeric: str, text: str, expected: list[Any]) -> None:
+    got = page.evaluate(
+        """async ([numeric, text]) => { const r = await import("./static/app/ircreplies.js");
+        const line = r.replyLine({ kind: "system", text, meta: { numeric } });
+        return [line.text, line.level, line.group]; }""",
+        [numeric, text],
+    )
+    assert got == expected
+
+
 # --- the Networks dialog --------------------------------------------------------------
 
 

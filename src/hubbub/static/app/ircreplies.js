@@ -62,7 +62,7 @@ export function replyLine(m) {
     case "301":
       return line(`${w[0]} is away: ${rest(1)}`, "reply", "whois");
     case "317": {
-      const signon = /^\d+$/.test(w[2] || "") ? `, signed on ${when(w[2])}` : "";
+      const signon = /^[1-9]\d*$/.test(w[2] || "") ? `, signed on ${when(w[2])}` : "";
       return line(`${w[0]} has been idle ${duration(w[1])}${signon}`, "reply", "whois");
     }
     case "319":
