@@ -16,12 +16,14 @@ from typing import Any
 import httpx
 import pytest
 from fakeserver import FakeServer, Peer
+from ircservers import IrcServer, require
+from rawirc import RawIrc
 
 from hubbub.core.model import Network
 from hubbub.irc import certs
 from hubbub.irc.config import ClientConfig
 from hubbub.irc.connection import Connection
-from hubbub.irc.events import SaslResult
+from hubbub.irc.events import Registered, SaslResult
 from testenv import RunningServer, scaled
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "ws"))
@@ -191,6 +193,52 @@ async def test_fingerprint_is_the_certificate_of_the_tls_handshake(
         assert not fake.errors, fake.errors
     assert seen == [shown["fingerprint"]]
     assert shown["fingerprint_sha512"] == certs.info(shown["certificate"]).sha512
+
+
+@pytest.fixture
+def inspircd_certfp(tmp_path: Path) -> Any:
+    """InspIRCd with sslinfo: WHOIS tells a user's TLS client certificate fingerprint
+    (SHA-256, the listener's ``hash``), as services see it for CertFP."""
+    server = IrcServer("inspircd", require("inspircd"), tmp_path / "inspircd")
+    conf = server.directory / "inspircd.conf"
+    conf.write_text(conf.read_text() + '<module name="sslinfo">\n<sslinfo operonly="no">\n')
+    server.start()
+    yield server
+    server.stop()
+
+
+async def test_inspircd_sees_the_fingerprint_the_api_shows(
+    server: RunningServer, http: httpx.AsyncClient, inspircd_certfp: IrcServer
+) -> None:
+    """A real server: our connection, with the network's stored pair, connects
+    over TLS; InspIRCd's WHOIS (276) names the certificate by the fingerprint
+    the API showed, the one to give NickServ."""
+    ircd = inspircd_certfp
+    network = await add_network(http, port=ircd.tls_port, accept_self_signed=True, nick="certada")
+    shown = (await http.post(f"/api/networks/{network['id']}/certificate")).json()
+    row = await stored(server, network["id"])
+    irc = server.services.irc
+    assert irc is not None
+    cert_path, key_path = certs.network_files(
+        row.config, irc.box.open(str(row.config.get("secrets", "")), row.id)
+    )
+    cfg = dataclasses.replace(irc.network_config(row), client_cert=cert_path, client_key=key_path)
+    conn = Connection(cfg)
+    conn.start()
+    bob = None
+    try:
+        async with asyncio.timeout(scaled(20)):
+            while not isinstance(await conn.next_event(), Registered):
+                pass
+        bob = await RawIrc.connect(ircd.port, "bobcert")
+        await bob.send("WHOIS certada")
+        line = await bob.expect(lambda line: b" 276 " in line or b" 318 " in line)
+        assert b" 276 " in line, line
+        assert shown["fingerprint"].encode() in line.lower(), line
+    finally:
+        if bob is not None:
+            await bob.close()
+        await conn.stop()
 
 
 @pytest.mark.xfail(
