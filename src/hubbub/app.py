@@ -40,6 +40,7 @@ from .core.accounts import Accounts
 from .core.hub import Hub
 from .core.ports import Bus
 from .core.ratelimit import TokenBucket
+from .irc.cluster import LocalCluster
 from .irc.secrets import SecretBox
 from .irc.service import IrcPolicy, IrcService
 from .logs import AccessLog
@@ -63,6 +64,20 @@ def make_bus(settings: Settings) -> Bus:
 
         return RedisBus(settings.redis_url, settings.redis_channel)
     return LocalBus()
+
+
+def make_irc_cluster(settings: Settings) -> LocalCluster:
+    """Which process connects which IRC network: all here, or by Redis leases."""
+    if settings.redis_url:
+        from .irc.cluster import RedisCluster
+
+        return RedisCluster(
+            settings.redis_url,
+            settings.redis_channel,
+            lease_seconds=settings.irc_lease_seconds,
+            request_timeout=settings.irc_request_timeout,
+        )
+    return LocalCluster()
 
 
 def make_hasher(settings: Settings) -> PasswordHasher:
@@ -124,6 +139,7 @@ async def build_services(settings: Settings, *, metrics: Metrics | None = None) 
             default_network=settings.irc_default_network,
             allow_private_addresses=settings.irc_allow_private_addresses,
         ),
+        make_irc_cluster(settings),
     )
     hub.outbound = irc
     try:

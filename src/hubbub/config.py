@@ -132,6 +132,9 @@ class Settings(BaseSettings):
     irc_default_network: str = ""  # host[:port], e.g. irc.libera.chat:6697
     irc_secret_key: str = Field(default="", repr=False)  # empty: data_dir/irc-secret.key
     irc_allow_private_addresses: bool = False  # loopback/private/link-local for unlisted servers
+    # scale-out (redis_url set): one process holds each network's lease and connects it
+    irc_lease_seconds: float = Field(default=20.0, ge=0.5, le=600)
+    irc_request_timeout: float = Field(default=5.0, gt=0, le=120)  # forwarded to the owner
 
     shutdown_timeout: float = Field(default=10.0, ge=0, le=600)
     metrics: bool = True

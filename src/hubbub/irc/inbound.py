@@ -34,6 +34,7 @@ from ..core.model import (
 )
 from ..core.ports import Bus, Store
 from . import history
+from .cluster import LocalCluster
 from .connection import Connecting, ConnectionEvent, Reconnecting
 from .connection import Connection as IrcConnection
 from .errors import NotConnected
@@ -109,7 +110,9 @@ class Inbound:
     store: Store
     hub: Hub
     bus: Bus
+    cluster: LocalCluster
     _running: dict[int, _Running]
+    _remote_state: dict[int, dict[str, Any]]
     # conversation id -> (network id, name): every IRC conversation known
     _conversations: dict[int, tuple[int, str]]
     _by_name: dict[tuple[int, str], Conversation]
@@ -407,6 +410,18 @@ class Inbound:
             network.id, network.user_id, kind, name
         )
         self._remember(conversation)
+        if created and self.cluster.shared:  # before the user's sessions hear of it
+            await self.cluster.notify(
+                {
+                    "t": "conv",
+                    "id": conversation.id,
+                    "network": conversation.network_id,
+                    "kind": conversation.kind.value,
+                    "name": conversation.name,
+                    "visibility": conversation.visibility.value,
+                    "created_at": conversation.created_at,
+                }
+            )
         if created:
             await self.hub.subscribe(network.user_id, conversation.id, 0)
         return conversation
@@ -455,6 +470,8 @@ class Inbound:
         self, network: Network, conversation: Conversation, members: list[dict[str, str]]
     ) -> None:
         self._members[conversation.id] = members
+        if self.cluster.shared:
+            await self.cluster.share_members(conversation.id, members)
         if network.user_id is None:
             return
         payload = dumps(
@@ -465,6 +482,9 @@ class Inbound:
         )
 
     async def _publish_state(self, network: Network, state: dict[str, Any]) -> None:
+        if self.cluster.shared:
+            self._remote_state[network.id] = state
+            await self.cluster.share_state(network.id, state)
         if network.user_id is None:
             return
         payload = dumps(

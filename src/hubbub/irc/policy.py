@@ -2,7 +2,7 @@
 
 The error codes are the REST API's (docs/api.md): ``irc_disabled``,
 ``irc_server_not_allowed``, ``irc_too_many_networks`` (403),
-``irc_not_connected`` (409), ``irc_send_queue_full`` (503),
+``irc_not_connected`` (409), ``irc_send_queue_full`` and ``irc_unavailable`` (503),
 ``irc_unknown_command`` (400).
 """
 
@@ -36,6 +36,14 @@ class IrcNotConnected(Conflict):
 
 class IrcSendQueueFull(HubbubError):
     code = "irc_send_queue_full"
+    status = 503
+
+
+class IrcUnavailable(HubbubError):
+    """Scale-out: the process connected to the network did not answer in time, or
+    Redis, through which the processes talk, could not be reached."""
+
+    code = "irc_unavailable"
     status = 503
 
 

@@ -11,7 +11,14 @@ The :class:`IrcService` is built by the composition root (``hubbub.app``):
   IRC conversation is committed, published, then sent; its echo (or the
   client's own copy without echo-message) is recognised and not stored again;
 - :meth:`IrcService.command` runs a composer command (``/join`` …, parsed in
-  :mod:`.commands`).
+  :mod:`.commands`);
+- scale-out (:mod:`.cluster`): with several processes on one Redis, each
+  network is connected by the one process holding its lease. Every process
+  claims free leases of enabled networks at start and then every third of
+  ``irc_lease_seconds`` (and renews its own); the others forward sends,
+  commands, stop/reload/forget to the owner and answer reads from the state
+  and member lists the owner shares. One process alone (no Redis) has a
+  :class:`~.cluster.LocalCluster`: no lease, no forwarding, as before.
 
 What admins allow and the errors are in :mod:`.policy`. Secrets live sealed
 in the network's config (:mod:`.secrets`) and are opened only to build a
@@ -22,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import deque
 from typing import Any
 
@@ -34,9 +42,11 @@ from ..core.model import (
     MessageKind,
     Network,
     NetworkKind,
+    Visibility,
     irc_fold,
 )
 from ..core.ports import Bus, Store
+from .cluster import LocalCluster
 from .commands import parse, send_command, word
 from .config import ClientConfig, Sasl, SaslMechanism
 from .connection import Connection as IrcConnection
@@ -57,6 +67,7 @@ from .policy import (
     IrcNotConnected,
     IrcPolicy,
     IrcSendQueueFull,
+    IrcUnavailable,
     ServerNotAllowed,
     TooManyNetworks,
     UnknownCommand,
@@ -69,6 +80,7 @@ __all__ = [
     "IrcPolicy",
     "IrcSendQueueFull",
     "IrcService",
+    "IrcUnavailable",
     "ServerNotAllowed",
     "TooManyNetworks",
     "UnknownCommand",
@@ -76,15 +88,30 @@ __all__ = [
 ]
 
 SECRET_FIELDS = ("password", "sasl_password")
+DISCONNECTED: dict[str, Any] = {"state": "disconnected", "nick": None, "error": None}
 
 
 class IrcService(Inbound):
-    def __init__(self, store: Store, hub: Hub, bus: Bus, box: SecretBox, policy: IrcPolicy) -> None:
+    def __init__(
+        self,
+        store: Store,
+        hub: Hub,
+        bus: Bus,
+        box: SecretBox,
+        policy: IrcPolicy,
+        cluster: LocalCluster | None = None,
+    ) -> None:
         self.store = store
         self.hub = hub
         self.bus = bus
         self.box = box
         self.policy = policy
+        self.cluster = cluster or LocalCluster()
+        # scale-out: the state of networks other processes own, as they shared it
+        self._remote_state: dict[int, dict[str, Any]] = {}
+        # scale-out: until when (monotonic) our lease of each network we run is sure
+        self._lease_until: dict[int, float] = {}
+        self._claimer: asyncio.Task[None] | None = None
         self._running: dict[int, _Running] = {}
         # conversation id -> (network id, name): every IRC conversation known
         self._conversations: dict[int, tuple[int, str]] = {}
@@ -103,6 +130,12 @@ class IrcService(Inbound):
                 await self._load_anchor(conversation)
         if not self.policy.enabled:
             return
+        if self.cluster.shared:
+            await self.cluster.start(self._serve_request, self._on_notice, self._resync)
+            await self._resync(reload=False)
+            await self._claim()
+            self._claimer = asyncio.create_task(self._claim_loop(), name="irc-leases")
+            return
         for network in networks:
             if network.config.get("enabled"):
                 try:
@@ -111,7 +144,12 @@ class IrcService(Inbound):
                     log.warning("irc network %d not started: %s", network.id, exc.message)
 
     async def close(self) -> None:
+        """QUIT every network this process runs, release their leases."""
         self._closed = True
+        if self._claimer is not None:
+            self._claimer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._claimer
         await asyncio.gather(
             *(
                 self._stop(network_id, "Hubbub is shutting down")
@@ -119,18 +157,23 @@ class IrcService(Inbound):
             ),
             return_exceptions=True,
         )
+        await self.cluster.close()
 
     # -- networks ---------------------------------------------------------------
 
     def state(self, network_id: int) -> dict[str, Any]:
         running = self._running.get(network_id)
         if running is None:
-            return {"state": "disconnected", "nick": None, "error": None}
+            return self._remote_state.get(network_id, DISCONNECTED)
         return {
             "state": running.conn.state.value,
             "nick": running.nick or None,
             "error": running.error or running.conn.last_error,
         }
+
+    def runs(self, network_id: int) -> bool:
+        """Whether this process runs the network's connection (scale-out: holds its lease)."""
+        return network_id in self._running
 
     async def connect(self, network_id: int) -> None:
         """Start (or keep) the network's connection and remember it as enabled."""
@@ -143,7 +186,14 @@ class IrcService(Inbound):
             )
         if network_id in self._running or self._closed:
             return
-        nid = network.id
+        if self.cluster.shared and not await self._acquire(network_id):
+            return  # another process holds it, connected
+        self._start(network)
+
+    def _start(self, network: Network) -> None:
+        if network.id in self._running or self._closed:
+            return
+        nid = network_id = network.id
 
         def anchor_for(target: str) -> Anchor | None:
             return self._anchors.get((nid, irc_fold(target)))
@@ -158,35 +208,56 @@ class IrcService(Inbound):
         network = await self._network(network_id)
         if remember and network.config.get("enabled"):
             await self.store.update_network(network.id, config={**network.config, "enabled": False})
-        await self._stop(network_id, "")
+        if network_id in self._running or not self.cluster.shared:
+            await self._stop(network_id, "")
+        else:  # the owner also sees "enabled" off at its next claim round
+            with contextlib.suppress(IrcNotConnected, IrcUnavailable):
+                await self._forward(network_id, "stop", {})
 
-    async def reload(self, network_id: int) -> None:
+    async def reload(self, network_id: int, *, forwarded: bool = False) -> None:
         """After an edit: a connected network reconnects with its new config."""
         if network_id in self._running:
-            await self._stop(network_id, "reconfiguring")
+            await self._stop(network_id, "reconfiguring", release=False)
             await self.connect(network_id)
+        elif self.cluster.shared and not forwarded:
+            with contextlib.suppress(IrcNotConnected):
+                await self._forward(network_id, "reload", {})
 
-    async def forget(self, network_id: int) -> None:
+    async def forget(self, network_id: int, *, forwarded: bool = False) -> None:
         """Before a network is deleted: stop it and drop what is known of it."""
+        if self.cluster.shared and not forwarded and network_id not in self._running:
+            with contextlib.suppress(IrcNotConnected, IrcUnavailable):
+                await self._forward(network_id, "forget", {})
         await self._stop(network_id, "")
-        for cid, (nid, _) in list(self._conversations.items()):
-            if nid == network_id:
-                del self._conversations[cid]
-                self._members.pop(cid, None)
-        self._by_name = {k: v for k, v in self._by_name.items() if k[0] != network_id}
+        dropped = self._drop_network(network_id)
+        if self.cluster.shared and not forwarded:
+            await self.cluster.forget_shared(network_id, dropped)
 
-    async def _stop(self, network_id: int, reason: str) -> None:
+    def _drop_network(self, network_id: int) -> list[int]:
+        dropped = [cid for cid, (nid, _) in self._conversations.items() if nid == network_id]
+        for cid in dropped:
+            del self._conversations[cid]
+            self._members.pop(cid, None)
+        self._by_name = {k: v for k, v in self._by_name.items() if k[0] != network_id}
+        self._remote_state.pop(network_id, None)
+        return dropped
+
+    async def _stop(self, network_id: int, reason: str, *, release: bool = True) -> None:
         running = self._running.pop(network_id, None)
         if running is None:
             return
+        self._lease_until.pop(network_id, None)
         await running.conn.stop(reason)
         if running.task is not None:
             running.task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await running.task
-        await self._publish_state(
-            running.network, {"state": "disconnected", "nick": None, "error": None}
-        )
+        await self._publish_state(running.network, DISCONNECTED)
+        if release and self.cluster.shared:
+            try:
+                await self.cluster.release(network_id)
+            except IrcUnavailable as exc:  # it expires by itself
+                log.warning("irc network %d: lease not released: %s", network_id, exc.message)
 
     def network_config(self, network: Network) -> NetworkConfig:
         cfg = network.config
@@ -230,7 +301,11 @@ class IrcService(Inbound):
     def check_send(self, conversation_id: int) -> None:
         network_id, name = self._conversations[conversation_id]
         running = self._running.get(network_id)
-        if running is None or running.conn.state is not ConnState.CONNECTED:
+        if running is not None:
+            connected = running.conn.state is ConnState.CONNECTED
+        else:  # owned by another process (scale-out) or not connected at all
+            connected = self.state(network_id)["state"] == ConnState.CONNECTED.value
+        if not connected:
             raise IrcNotConnected("this IRC network is not connected")
         if irc_fold(name) == SERVER_BUFFER_KEY:
             raise InvalidInput("the server buffer takes commands, not messages")
@@ -238,8 +313,20 @@ class IrcService(Inbound):
     async def send(self, message: Message) -> None:
         network_id, name = self._conversations[message.conversation_id]
         running = self._running.get(network_id)
+        if running is None and self.cluster.shared:
+            body = {"network": network_id, "name": name, "message": message.to_json()}
+            try:
+                await self._forward(network_id, "send", body)
+            except IrcUnavailable as exc:
+                raise IrcUnavailable(f"stored, but maybe not sent: {exc.message}") from exc
+            except IrcNotConnected as exc:
+                raise IrcNotConnected(f"stored, but not sent: {exc.message}") from exc
+            return
         if running is None:
             raise IrcNotConnected("this IRC network is not connected")
+        self._send_on(running, name, message)
+
+    def _send_on(self, running: _Running, name: str, message: Message) -> None:
         queue = running.pending.setdefault(irc_fold(name), deque(maxlen=MAX_PENDING_ECHOES))
         queue.append(_Pending(message.kind, message.text, message))
         try:
@@ -259,14 +346,20 @@ class IrcService(Inbound):
     # -- commands ------------------------------------------------------------------
 
     async def command(
-        self, network_id: int, text: str, conversation_id: int | None = None
+        self,
+        network_id: int,
+        text: str,
+        conversation_id: int | None = None,
+        *,
+        forwarded: bool = False,
     ) -> dict[str, Any]:
-        """Run a composer command (``/join #c``); returns what it did."""
+        """Run a composer command (``/join #c``); returns what it did. Scale-out: a
+        command for a network another process runs is run there."""
         verb, rest = parse(text)
         network = await self._network(network_id)
         here: str | None = None
         if conversation_id is not None:
-            found = self._conversations.get(conversation_id)
+            found = await self._known(conversation_id)
             if found is None or found[0] != network_id:
                 raise NotFound("no such conversation on this network")
             here = None if irc_fold(found[1]) == SERVER_BUFFER_KEY else found[1]
@@ -276,6 +369,13 @@ class IrcService(Inbound):
         if verb == "disconnect":
             await self.disconnect(network_id)
             return {"done": "disconnect"}
+        if self.cluster.shared and not forwarded and network_id not in self._running:
+            body = {"network": network_id, "text": text, "conversation": conversation_id}
+            with contextlib.suppress(IrcNotConnected):  # nobody runs it: done here
+                result: dict[str, Any] = await self._forward(network_id, "command", body)
+                if isinstance(result.get("conversation"), int):
+                    await self._known(result["conversation"])  # /query made it there
+                return result
         if verb == "query":
             nick = word(rest, "a nick")
             conversation = await self._conversation(network, ConversationKind.QUERY, nick)
@@ -305,9 +405,156 @@ class IrcService(Inbound):
         await self.store.delete_conversation(conversation.id)
         self._conversations.pop(conversation.id, None)
         self._by_name.pop((network.id, irc_fold(conversation.name)), None)
+        if self.cluster.shared:
+            await self.cluster.notify({"t": "drop", "conversation": conversation.id})
         if network.user_id is not None:
             await self.hub.unsubscribe(network.user_id, conversation.id)
         return {"done": "close", "conversation": conversation.id}
+
+    # -- scale-out: leases, forwarding, shared state -------------------------------
+
+    async def _acquire(self, network_id: int) -> bool:
+        started = time.monotonic()
+        if not await self.cluster.acquire(network_id):
+            return False
+        self._lease_until[network_id] = started + self.cluster.lease_seconds
+        return True
+
+    async def _claim_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.cluster.lease_seconds / 3)
+            try:
+                await self._claim()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("irc: claiming networks failed")
+
+    async def _claim(self) -> None:
+        """Renew our leases (stop what we may have lost), stop networks disabled or
+        removed elsewhere, and take the free leases of enabled networks."""
+        owned = list(self._running)
+        started = time.monotonic()
+        try:
+            held = await self.cluster.renew(owned)
+        except IrcUnavailable as exc:
+            log.warning("irc: leases not renewed: %s", exc.message)
+            margin = self.cluster.lease_seconds / 3
+            held = {n for n in owned if self._lease_until.get(n, 0.0) - margin > started}
+        else:
+            self._lease_until.update((n, started + self.cluster.lease_seconds) for n in held)
+        for network_id in owned:
+            if network_id not in held and network_id in self._running:
+                log.warning("irc network %d: lease lost; another process may run it", network_id)
+                await self._stop(network_id, "")
+        networks = await self.store.list_networks(kind=NetworkKind.IRC)
+        enabled = {n.id: n for n in networks if n.config.get("enabled")}
+        for network_id in list(self._running):
+            if network_id not in enabled:
+                await self._stop(network_id, "")
+        if not self.policy.enabled or self._closed:
+            return
+        for network_id, network in enabled.items():
+            if network_id in self._running:
+                continue
+            try:
+                if await self._acquire(network_id):
+                    self._start(network)
+            except IrcUnavailable as exc:
+                log.warning("irc network %d not claimed: %s", network_id, exc.message)
+                return
+
+    async def _forward(self, network_id: int, op: str, body: dict[str, Any]) -> Any:
+        """Have the process that runs the network do ``op``; IrcNotConnected when none does."""
+        holder = await self.cluster.holder(network_id)
+        if holder is None or holder == self.cluster.node:
+            raise IrcNotConnected("this IRC network is not connected")
+        return await self.cluster.request(holder, op, {**body, "network": network_id})
+
+    async def _serve_request(self, body: dict[str, Any]) -> Any:
+        """A request forwarded by another process (we hold the network's lease)."""
+        op, network_id = body["op"], int(body["network"])
+        if op == "send":
+            running = self._running.get(network_id)
+            if running is None:
+                raise IrcNotConnected("this IRC network is not connected")
+            data = body["message"]
+            message = Message(
+                id=str(data["id"]),
+                conversation_id=int(data["conversation"]),
+                seq=int(data["seq"]),
+                ts=int(data["ts"]),
+                sender_id=data.get("sender_id"),
+                sender=str(data.get("sender", "")),
+                kind=MessageKind(data["kind"]),
+                text=str(data["text"]),
+                meta=data.get("meta"),
+            )
+            self._send_on(running, str(body["name"]), message)
+            return None
+        if op == "command":
+            return await self.command(
+                network_id, str(body["text"]), body.get("conversation"), forwarded=True
+            )
+        if op == "stop":
+            await self._stop(network_id, "")
+        elif op == "reload":
+            await self.reload(network_id, forwarded=True)
+        elif op == "forget":
+            await self.forget(network_id, forwarded=True)
+        return None
+
+    def _on_notice(self, body: dict[str, Any]) -> None:
+        """What another process shared: a state, members, conversations."""
+        kind = body["t"]
+        if kind == "state":
+            self._remote_state[int(body["network"])] = dict(body["state"])
+        elif kind == "members":
+            self._members[int(body["conversation"])] = list(body["members"])
+        elif kind == "conv":
+            self._remember(
+                Conversation(
+                    id=int(body["id"]),
+                    network_id=int(body["network"]),
+                    kind=ConversationKind(body["kind"]),
+                    name=str(body["name"]),
+                    topic="",
+                    visibility=Visibility(body.get("visibility", "private")),
+                    created_at=int(body.get("created_at", 0)),
+                    last_seq=0,
+                )
+            )
+        elif kind == "drop":
+            found = self._conversations.pop(int(body["conversation"]), None)
+            if found is not None:
+                self._by_name.pop((found[0], irc_fold(found[1])), None)
+        elif kind == "forget":
+            self._drop_network(int(body["network"]))
+
+    async def _resync(self, *, reload: bool = True) -> None:
+        """Read the shared states and member lists (at start, and after the
+        subscription came back: notices may have been missed meanwhile)."""
+        states, members = await self.cluster.snapshot()
+        self._remote_state.update(states)
+        self._members.update(members)
+        if reload:
+            for network in await self.store.list_networks(kind=NetworkKind.IRC):
+                for conversation in await self.store.network_conversations(network.id):
+                    self._remember(conversation)
+
+    async def _known(self, conversation_id: int) -> tuple[int, str] | None:
+        """``(network id, name)`` of an IRC conversation; one made by another process
+        that this one has not heard of yet is read from the store."""
+        found = self._conversations.get(conversation_id)
+        if found is None and self.cluster.shared:
+            conversation = await self.store.get_conversation(conversation_id)
+            if conversation is not None and conversation.kind in (
+                ConversationKind.CHANNEL,
+                ConversationKind.QUERY,
+            ):
+                self._remember(conversation)
+                found = self._conversations.get(conversation_id)
+        return found
 
     # -- internals ------------------------------------------------------------------
 

@@ -1,0 +1,338 @@
+"""Scale-out: two Hubbub processes on one PostgreSQL and one Redis, a real InspIRCd.
+
+Each network is connected by exactly one process (the holder of its Redis
+lease); the other forwards sends and commands to it and answers reads from
+the state it shares; when the owner goes away without releasing its lease,
+the other takes the network over once the lease expires. A raw IRC client in
+the channel counts what the IRC side sees.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+import sqlalchemy as sa
+from ircservers import IrcServer
+
+from hubbub.app import build_services, close_services, create_app
+from hubbub.config import Settings
+from hubbub.core.model import MessageKind, NetworkKind
+from hubbub.irc.cluster import RedisCluster
+from hubbub.irc.policy import IrcNotConnected, IrcUnavailable
+from hubbub.web.deps import Services
+from testenv import scaled
+
+LEASE = 1.5  # seconds: short, so a takeover is quick to test
+CHANNEL = "#scale"
+
+
+async def eventually(check: Callable[[], Awaitable[Any] | Any], timeout: float = 10) -> Any:
+    """The first truthy result of ``check()``, polled."""
+    async with asyncio.timeout(scaled(timeout)):
+        while True:
+            result = check()
+            if asyncio.iscoroutine(result):
+                result = await result
+            if result:
+                return result
+            await asyncio.sleep(0.05)
+
+
+class Watcher:
+    """A raw IRC client in the channel that keeps every line it gets."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+        self.lines: list[str] = []
+        self.task = asyncio.create_task(self._read())
+
+    @classmethod
+    async def join(cls, port: int, nick: str, channel: str) -> Watcher:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        self = cls(reader, writer)
+        await self.send(f"NICK {nick}", f"USER {nick} 0 * :{nick}")
+        await eventually(lambda: self.seen(r" 001 "))
+        await self.send(f"JOIN {channel}")
+        await eventually(lambda: self.seen(rf" 366 {nick} {re.escape(channel)} "))
+        return self
+
+    async def _read(self) -> None:
+        while raw := await self.reader.readline():
+            line = raw.rstrip(b"\r\n").decode(errors="replace")
+            if line.startswith("PING"):
+                await self.send("PONG" + line[4:])
+            self.lines.append(line)
+
+    async def send(self, *lines: str) -> None:
+        for line in lines:
+            self.writer.write(line.encode() + b"\r\n")
+        await self.writer.drain()
+
+    def seen(self, pattern: str, since: int = 0) -> list[str]:
+        return [line for line in self.lines[since:] if re.search(pattern, line)]
+
+    async def close(self) -> None:
+        self.task.cancel()
+        self.writer.close()
+
+
+@pytest.fixture
+async def pg_database(pg_url: str) -> AsyncIterator[str]:
+    """A fresh PostgreSQL database for the two processes, dropped afterwards."""
+    url = sa.make_url(pg_url)
+    dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    name = f"hubbub_irc_{uuid.uuid4().hex[:12]}"
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    yield url.set(database=name).render_as_string(hide_password=False)
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+def scaleout_settings(
+    make_settings: Callable[..., Settings], pg_database: str, redis_url: str
+) -> Settings:
+    return make_settings(
+        database_url=pg_database,
+        redis_url=redis_url,
+        redis_channel=f"hubbub-test:{uuid.uuid4().hex}",
+        irc_secret_key="A" * 43,
+        irc_lease_seconds=LEASE,
+        irc_request_timeout=scaled(3),
+    )
+
+
+async def add_network(services: Services, port: int, nick: str = "ada") -> tuple[int, Any]:
+    user = await services.accounts.register(nick, "long enough pw", trusted=True)
+    network = await services.store.create_network(
+        user.id,
+        kind=NetworkKind.IRC,
+        name="test",
+        config={
+            "host": "127.0.0.1",
+            "port": port,
+            "tls": False,
+            "nick": nick,
+            "autojoin": [CHANNEL],
+            "channels": [],
+            "enabled": False,
+        },
+    )
+    return network.id, user
+
+
+def hubbub_joins(watcher: Watcher, nick: str = "ada") -> list[str]:
+    """JOIN lines of Hubbub's nick (or an alternative of it: ada_, ada1 …)."""
+    return watcher.seen(rf"^:{nick}[_0-9]*!\S+ JOIN :?{re.escape(CHANNEL)}$")
+
+
+async def test_one_owner_sends_and_commands_through_the_other_and_takeover(
+    inspircd: IrcServer, scaleout_settings: Settings
+) -> None:
+    bob = await Watcher.join(inspircd.port, "bob", CHANNEL)
+    a = await build_services(scaleout_settings)
+    b = await build_services(scaleout_settings)
+    # REST on the second process (in-process ASGI: the API, not the sockets, is under test)
+    transport = httpx.ASGITransport(app=create_app(b))
+    http = httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1", timeout=10)
+    closed_a = False
+    try:
+        nid, ada = await add_network(a, inspircd.port)
+        await a.irc.connect(nid)
+        owner, other = (a, b) if a.irc.runs(nid) else (b, a)
+        assert owner.irc.runs(nid) and not other.irc.runs(nid)
+        await eventually(lambda: hubbub_joins(bob), timeout=15)
+
+        # the other process knows the state and the channel, from what the owner shared
+        await eventually(lambda: other.irc.state(nid)["state"] == "connected")
+        assert other.irc.state(nid)["nick"] == "ada"
+        conversation = await eventually(lambda: a.store.find_network_conversation(nid, CHANNEL))
+        cid = conversation.id
+        await eventually(lambda: other.irc.handles(cid))
+        await eventually(lambda: {"ada", "bob"} <= {m["nick"] for m in other.irc.members(cid)})
+
+        # several claim rounds later, still one connection: one JOIN, one nick in NAMES
+        await asyncio.sleep(LEASE * 2)
+        mark = len(bob.lines)
+        await bob.send(f"NAMES {CHANNEL}")
+        names = await eventually(lambda: bob.seen(rf" 353 bob . {re.escape(CHANNEL)} :", mark))
+        nicks = {n.lstrip("@+%~&") for n in names[-1].split(":", 2)[2].split()}
+        assert nicks == {"ada", "bob"}, names
+        assert len(hubbub_joins(bob)) == 1
+        assert owner.irc.runs(nid) and not other.irc.runs(nid)
+
+        # a message sent through the other process: committed once, on IRC once
+        token, _ = await b.accounts.create_token(ada, "test")
+        http.headers["Authorization"] = f"Bearer {token}"
+        if b is other:  # over REST, like a browser
+            r = await http.post(
+                f"/api/conversations/{cid}/messages", json={"text": "hello from b", "nonce": "n1"}
+            )
+            assert r.status_code in (200, 201), r.text
+        else:
+            await other.hub.post(ada, cid, "hello from b", nonce="n1")
+        await eventually(lambda: bob.seen(rf"PRIVMSG {re.escape(CHANNEL)} :hello from b$"))
+        # the echo comes back to the owner, and is not stored a second time
+        await eventually(lambda: stored_meta(a, cid, "hello from b"))
+        await asyncio.sleep(0.5)
+        assert len(bob.seen("hello from b")) == 1
+        stored = [m for m in await a.store.history(cid, limit=100) if m.text == "hello from b"]
+        assert len(stored) == 1 and stored[0].kind is MessageKind.TEXT
+
+        # a command through the other process, run by the owner
+        result = await other.irc.command(nid, "/msg bob psst from the command", cid)
+        assert result == {"done": "msg"}
+        await eventually(lambda: bob.seen(r"PRIVMSG bob :psst from the command$"))
+        if b is other:
+            r = await http.post(
+                f"/api/networks/{nid}/command",
+                json={"command": "/me waves from b", "conversation": cid},
+            )
+            assert r.status_code == 200, r.text
+            assert r.json() == {"done": "me"}
+            await eventually(
+                lambda: bob.seen(rf"PRIVMSG {re.escape(CHANNEL)} :\x01ACTION waves from b\x01$")
+            )
+            r = await http.get(f"/api/networks/{nid}")
+            assert r.json()["state"] == "connected" and r.json()["current_nick"] == "ada"
+
+        # the owner goes away without releasing its lease (as if it died):
+        # the other takes over once the lease has expired, and connects once
+        async def no_release(network_id: int) -> None:
+            pass
+
+        owner.irc.cluster.release = no_release  # type: ignore[method-assign]
+        gone = time.monotonic()
+        await close_services(owner)
+        if owner is a:
+            closed_a = True
+        await eventually(lambda: bob.seen(r"^:ada!\S+ QUIT"))
+        await eventually(lambda: len(hubbub_joins(bob)) == 2, timeout=LEASE * 2 + 10)
+        took = time.monotonic() - gone
+        assert other.irc.runs(nid)
+        assert took >= LEASE / 2, f"taken over after {took:.2f}s, before the lease expired"
+        assert took <= scaled(LEASE + LEASE / 3 + 5), f"taken over after {took:.2f}s"
+        await eventually(lambda: other.irc.state(nid)["state"] == "connected")
+        await other.hub.post(ada, cid, "after the takeover")
+        await eventually(lambda: bob.seen(rf"PRIVMSG {re.escape(CHANNEL)} :after the takeover$"))
+        print(f"takeover after {took:.2f}s (lease {LEASE}s)")
+    finally:
+        await http.aclose()
+        await bob.close()
+        if not closed_a:
+            await close_services(a)
+        await close_services(b)
+
+
+async def stored_meta(services: Services, cid: int, text: str) -> bool:
+    """Whether the stored message got the echo's msgid (the owner matched the echo)."""
+    found = [m for m in await services.store.history(cid, limit=100) if m.text == text]
+    return bool(found) and bool((found[0].meta or {}).get("msgid"))
+
+
+async def test_disconnect_and_connect_through_the_other_and_clean_handover(
+    inspircd: IrcServer, scaleout_settings: Settings
+) -> None:
+    bob = await Watcher.join(inspircd.port, "bob", CHANNEL)
+    a = await build_services(scaleout_settings)
+    b = await build_services(scaleout_settings)
+    closed = set()
+    try:
+        nid, _ = await add_network(a, inspircd.port)
+        await a.irc.connect(nid)
+        owner, other = (a, b) if a.irc.runs(nid) else (b, a)
+        await eventually(lambda: hubbub_joins(bob), timeout=15)
+        await eventually(lambda: other.irc.state(nid)["state"] == "connected")
+
+        # disconnect asked of the process that does not run it: the owner QUITs
+        await other.irc.disconnect(nid)
+        await eventually(lambda: bob.seen(r"^:ada!\S+ QUIT"))
+        await eventually(lambda: not owner.irc.runs(nid))
+        await eventually(lambda: other.irc.state(nid)["state"] == "disconnected")
+        conversation = await eventually(lambda: a.store.find_network_conversation(nid, CHANNEL))
+        with pytest.raises(IrcNotConnected):
+            await other.irc.command(nid, "/msg bob hello", conversation.id)
+        await asyncio.sleep(LEASE)  # claim rounds: nobody connects a disabled network
+        assert not a.irc.runs(nid) and not b.irc.runs(nid)
+
+        # connect through it: exactly one process connects
+        await other.irc.connect(nid)
+        await eventually(lambda: len(hubbub_joins(bob)) == 2, timeout=15)
+        await asyncio.sleep(LEASE)
+        assert a.irc.runs(nid) != b.irc.runs(nid)
+        assert len(hubbub_joins(bob)) == 2
+        owner, other = (a, b) if a.irc.runs(nid) else (b, a)
+
+        # a clean shutdown releases the lease: the other takes over at its next round
+        gone = time.monotonic()
+        await close_services(owner)
+        closed.add(id(owner))
+        await eventually(lambda: len(hubbub_joins(bob)) == 3, timeout=10)
+        took = time.monotonic() - gone
+        assert other.irc.runs(nid)
+        assert took <= scaled(LEASE / 3 + 5), f"taken over after {took:.2f}s"
+    finally:
+        await bob.close()
+        for services in (a, b):
+            if id(services) not in closed:
+                await close_services(services)
+
+
+async def test_leases_and_requests_between_two_nodes(redis_url: str) -> None:
+    prefix = f"hubbub-test:{uuid.uuid4().hex}"
+    one = RedisCluster(redis_url, prefix, lease_seconds=0.6, request_timeout=scaled(0.5))
+    two = RedisCluster(redis_url, prefix, lease_seconds=0.6, request_timeout=scaled(0.5))
+    served: list[dict[str, Any]] = []
+
+    async def serve(body: dict[str, Any]) -> Any:
+        served.append(body)
+        if body["op"] == "fail":
+            raise IrcNotConnected("not here")
+        return {"echo": body["x"]}
+
+    async def resync() -> None:
+        pass
+
+    await one.start(serve, lambda body: None, resync)
+    await two.start(serve, lambda body: None, resync)
+    try:
+        assert await one.acquire(7)
+        assert not await two.acquire(7)
+        assert await one.acquire(7)  # ours already: renewed
+        assert await two.holder(7) == one.node
+        assert await one.renew([7, 8]) == {7}
+        assert await two.request(one.node, "echo", {"x": 1}) == {"echo": 1}
+        with pytest.raises(IrcNotConnected, match="not here"):
+            await two.request(one.node, "fail", {})
+        with pytest.raises(IrcUnavailable):  # nobody answers for that node
+            await two.request("gone", "echo", {"x": 2})
+        assert [b["op"] for b in served] == ["echo", "fail"]
+        await two.release(7)  # not its lease: nothing happens
+        assert await two.holder(7) == one.node
+        await asyncio.sleep(0.8)  # not renewed: expired
+        assert await two.holder(7) is None
+        assert await two.acquire(7)
+        assert await one.renew([7]) == set()
+        await two.release(7)
+        assert await one.holder(7) is None
+        await one.share_state(7, {"state": "connected", "nick": "ada", "error": None})
+        states, _ = await two.snapshot()
+        assert states[7]["nick"] == "ada"
+    finally:
+        await one.close()
+        await two.close()
