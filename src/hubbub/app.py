@@ -40,6 +40,7 @@ from .core.accounts import Accounts
 from .core.hub import Hub
 from .core.ports import Bus
 from .core.ratelimit import TokenBucket
+from .core.tail import TailedStore
 from .irc.cluster import LocalCluster
 from .irc.secrets import SecretBox
 from .irc.service import IrcPolicy, IrcService
@@ -94,7 +95,12 @@ async def build_services(settings: Settings, *, metrics: Metrics | None = None) 
     metrics = metrics or Metrics()
     if settings.uses_sqlite():
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-    store = open_store(settings.effective_database_url(), on_batch=metrics.observe_batch)
+    store = TailedStore(  # catch-up reads of resuming clients from memory, shared
+        open_store(settings.effective_database_url(), on_batch=metrics.observe_batch),
+        max_messages=settings.history_tail_messages,
+        max_bytes=settings.history_tail_memory,
+        ttl=settings.history_tail_ttl,
+    )
     bus: Bus = CountingBus(make_bus(settings), metrics)
     hub = Hub(
         store,

@@ -33,6 +33,7 @@ from .model import (
 from .names import check_room_name
 from .ports import Bus, Outbound, Store
 from .ratelimit import TokenBucket
+from .tail import message_payload as message_payload  # encoded once when in the catch-up cache
 
 MAX_NONCE = 64
 _NONCE = re.compile(r"^[\x21-\x7e]{1,64}$")
@@ -56,11 +57,6 @@ def conversation_json(view: ConversationView) -> dict[str, Any]:
         "role": view.role.value if view.role else None,
         "peer": view.peer,
     }
-
-
-def message_payload(message: Message) -> bytes:
-    """The JSON of a message event: what live fan-out and catch-up replay both send."""
-    return dumps({"type": "message", **message.to_json()})
 
 
 class Hub:

@@ -1,0 +1,521 @@
+"""A shared in-memory tail of each conversation's newest messages, for catch-up reads.
+
+Every resuming client reads what it missed with ``Store.history(conversation,
+after=position)`` (docs/protocol.md, "Positions"). In a reconnect storm
+thousands of clients read the same few hundred messages of the same
+conversations; :class:`HistoryTail` answers those reads from memory, shared,
+and :func:`message_payload` gives each cached message's JSON, encoded once.
+:class:`TailedStore` puts it in front of a store without its callers knowing.
+
+Correctness rules (DESIGN.md, "Flow of one message", 3: no gap, no duplicate):
+
+- A conversation's tail is a **dense** run of stored messages, ``lo .. hi``:
+  every seq in between, each message exactly as it was read from the store.
+  Stored messages do not change (see the last rule for the exceptions), so a
+  page that lies wholly inside the run (``after >= lo - 1`` and ``after +
+  limit <= hi``) is exactly what the store would return, at any time.
+- Any other answer says where the conversation ends (a short page, or an
+  empty one). The tail never knows that by itself: messages committed by
+  another process, or published on a bus event this process missed, may be
+  newer than ``hi``. Such a request waits for a **store read that starts after
+  it arrived** (``after = hi - 1``: the last cached message again, whose id
+  must match, plus whatever is newer), then is answered from the extended
+  tail. The answer therefore holds every message committed before the request,
+  like a direct read. Requests that arrive while such a read runs share the
+  next one: a storm reads each conversation's end once per round trip instead
+  of once per client.
+- A request from before ``lo`` (a client further behind than the tail) reads
+  the store directly; when its page joins the tail, the tail grows backwards.
+- Anything in doubt goes to the store: a read that fails, a result that is
+  not dense, a conversation that changed under the tail (the overlap's id
+  differs: deleted, or its id reused), a run that does not reach the end
+  within a few reads.
+- Stored messages change in three ways, all through the store's API, and
+  :class:`TailedStore` drops what they may have changed after they commit:
+  ``delete_conversation`` (that conversation), ``delete_network`` and
+  ``delete_user`` (every conversation: rare), ``set_ext_key`` (the IRC echo
+  keys a message and adds to its ``meta``: that message's conversation). A
+  change made by *another* process is seen when the tail is read again,
+  ``ttl`` seconds after it was built at the latest (deletions at the next
+  end check, by the overlap's id).
+
+Bounds: at most ``max_messages`` per conversation and ``max_bytes`` (an
+estimate of the JSON and the Python objects) over all conversations, the
+least recently read conversations dropped first; one conversation holds at
+most an eighth of ``max_bytes``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from .events import dumps
+from .model import Message
+from .ports import Store
+
+log = logging.getLogger(__name__)
+
+MAX_PAGE = 1000  # the store's own cap on one history read
+MAX_READS = 4  # store reads of one end check before giving up to direct reads
+ENTRY_OVERHEAD = 512  # bytes per conversation, besides its messages
+MESSAGE_OVERHEAD = 400  # bytes per cached message besides its JSON: Message, strs, dicts
+
+
+# -- encoded messages ----------------------------------------------------------------
+
+# id(message) -> (message, its payload), for the messages held by a tail. The
+# entry keeps the message alive, so its id cannot be reused while it is here.
+_ENCODED: dict[int, tuple[Message, bytes]] = {}
+
+
+def encode_message(message: Message) -> bytes:
+    """The JSON of a message event: what live fan-out and catch-up replay both send."""
+    return dumps({"type": "message", **message.to_json()})
+
+
+def message_payload(message: Message) -> bytes:
+    """:func:`encode_message`, encoded once for a message held by a tail."""
+    hit = _ENCODED.get(id(message))
+    if hit is not None and hit[0] is message:
+        return hit[1]
+    return encode_message(message)
+
+
+def _remember(message: Message) -> int:
+    payload = encode_message(message)
+    _ENCODED[id(message)] = (message, payload)
+    return 2 * len(payload) + MESSAGE_OVERHEAD
+
+
+def _forget(message: Message) -> None:
+    key = id(message)
+    hit = _ENCODED.get(key)
+    if hit is not None and hit[0] is message:
+        del _ENCODED[key]
+
+
+# -- the tail ----------------------------------------------------------------------
+
+
+class HistoryReader(Protocol):
+    def __call__(
+        self, conversation_id: int, *, after: int | None = ..., limit: int = ...
+    ) -> Awaitable[list[Message]]: ...
+
+
+@dataclass
+class TailStats:
+    hits: int = 0  # answered from memory at once (a page inside the tail)
+    confirmed: int = 0  # answered from memory after an end check
+    direct: int = 0  # read from the store
+    rounds: int = 0  # end checks (each one store read, or a few)
+    reads: int = 0  # store reads by the tail itself
+
+
+class _Round:
+    """One end check: the waiters that arrived before its read starts, and its answer."""
+
+    __slots__ = ("done", "empty", "lo", "lowest", "messages", "ok")
+
+    def __init__(self, after: int) -> None:
+        self.done = asyncio.Event()
+        self.lowest = after  # the position of the waiter furthest behind
+        self.ok = False  # the read reached the end: ``messages`` run from ``lo`` to it
+        self.empty = False  # the store had nothing after ``lowest``
+        self.messages: list[Message] = []
+        self.lo = 0
+
+
+class _Tail:
+    __slots__ = (
+        "built",
+        "conversation_id",
+        "dead",
+        "lo",
+        "messages",
+        "next_round",
+        "size",
+        "sizes",
+        "task",
+    )
+
+    def __init__(self, conversation_id: int, built: float) -> None:
+        self.conversation_id = conversation_id
+        self.built = built
+        # messages[i].seq == lo + i. Never changed in place, only replaced: a
+        # round's answer keeps the list it confirmed.
+        self.messages: list[Message] = []
+        self.sizes: list[int] = []
+        self.lo = 0
+        self.size = ENTRY_OVERHEAD
+        self.dead = False  # dropped: results of reads in flight are thrown away
+        self.next_round: _Round | None = None
+        self.task: asyncio.Task[None] | None = None
+
+    @property
+    def hi(self) -> int:
+        return self.lo + len(self.messages) - 1
+
+
+class _NotConfirmed(Exception):
+    """An end check that did not reach the end: its waiters read the store."""
+
+
+def _dense(messages: list[Message], first: int, conversation_id: int) -> bool:
+    return all(
+        m.seq == first + i and m.conversation_id == conversation_id for i, m in enumerate(messages)
+    )
+
+
+class HistoryTail:
+    """Catch-up reads (``history(conversation, after=..., limit=...)``) from memory."""
+
+    def __init__(
+        self,
+        read: HistoryReader,
+        *,
+        max_messages: int = 500,
+        max_bytes: int = 64 << 20,
+        ttl: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if max_messages < 1:
+            raise ValueError("max_messages must be at least 1")
+        self._read = read
+        self.max_messages = max_messages
+        self.max_bytes = max_bytes
+        self.max_entry_bytes = max(max_bytes // 8, 1)
+        self.ttl = ttl
+        self._clock = clock
+        self._batch = min(max_messages + 1, MAX_PAGE)  # rows per read of the tail's own
+        self._tails: collections.OrderedDict[int, _Tail] = collections.OrderedDict()
+        self._where: dict[str, int] = {}  # message id -> conversation, for set_ext_key
+        self._bytes = 0
+        self.stats = TailStats()
+
+    # -- reads ------------------------------------------------------------------------
+    async def history(self, conversation_id: int, *, after: int, limit: int) -> list[Message]:
+        """Messages with seq above ``after``, ascending, at most ``limit``: what
+        ``Store.history(conversation_id, after=after, limit=limit)`` returns."""
+        limit = max(0, min(limit, MAX_PAGE))
+        if limit == 0:
+            return []
+        tail = self._tails.get(conversation_id)
+        if tail is not None:
+            if self._clock() - tail.built > self.ttl:
+                self._drop(tail)
+                tail = None
+            else:
+                self._tails.move_to_end(conversation_id)
+                messages = tail.messages
+                if messages:
+                    start = after + 1 - tail.lo
+                    if start < 0:
+                        return await self._direct(tail, after, limit)
+                    if start + limit <= len(messages):  # a whole page inside: no end involved
+                        self.stats.hits += 1
+                        return messages[start : start + limit]
+        if tail is None:
+            tail = self._tails[conversation_id] = _Tail(conversation_id, self._clock())
+            self._bytes += tail.size
+            self._evict(tail)
+        done = self._join_round(tail, after)
+        await done.done.wait()
+        if done.ok:
+            if done.empty:  # nothing after the lowest waiter's position, so after none
+                self.stats.confirmed += 1
+                return []
+            start = after + 1 - done.lo
+            if done.messages and start >= 0:
+                self.stats.confirmed += 1
+                return done.messages[start : start + limit]
+        self.stats.direct += 1
+        return await self._read(conversation_id, after=after, limit=limit)
+
+    async def _direct(self, tail: _Tail, after: int, limit: int) -> list[Message]:
+        """A page from before the tail, from the store; kept when it joins the tail."""
+        self.stats.direct += 1
+        found = await self._read(tail.conversation_id, after=after, limit=limit)
+        if tail.dead or not tail.messages or not found:
+            return found
+        lo = tail.lo
+        joint = lo - (after + 1)  # index in ``found`` of the tail's first message
+        if (
+            0 < joint < len(found)
+            and found[joint].id == tail.messages[0].id
+            and _dense(found, after + 1, tail.conversation_id)
+            and len(tail.messages) + joint <= self.max_messages
+        ):
+            older = found[:joint]
+            sizes = [_remember(m) for m in older]
+            for m in older:
+                self._where[m.id] = tail.conversation_id
+            tail.messages = older + tail.messages
+            tail.sizes = sizes + tail.sizes
+            tail.lo = after + 1
+            grown = sum(sizes)
+            tail.size += grown
+            self._bytes += grown
+            self._trim(tail)
+            self._evict(tail)
+        return found
+
+    def _join_round(self, tail: _Tail, after: int) -> _Round:
+        pending = tail.next_round
+        if pending is None:
+            pending = tail.next_round = _Round(after)
+            if tail.task is None:
+                tail.task = asyncio.get_running_loop().create_task(self._rounds(tail))
+        elif after < pending.lowest:
+            pending.lowest = after
+        return pending
+
+    async def _rounds(self, tail: _Tail) -> None:
+        """Run end checks while waiters come; each starts after its waiters arrived."""
+        try:
+            while not tail.dead and tail.next_round is not None:
+                current, tail.next_round = tail.next_round, None
+                self.stats.rounds += 1
+                try:
+                    current.empty = await self._check_end(tail, current.lowest)
+                    current.ok = not tail.dead
+                    current.messages = tail.messages
+                    current.lo = tail.lo
+                except _NotConfirmed:
+                    pass  # the waiters read the store themselves
+                except Exception as exc:
+                    log.warning(
+                        "catch-up cache: reading conversation %d failed: %r",
+                        tail.conversation_id,
+                        exc,
+                    )
+                finally:
+                    current.done.set()
+        finally:
+            tail.task = None
+            left, tail.next_round = tail.next_round, None
+            if left is not None:  # dropped, or cancelled: they read the store themselves
+                left.done.set()
+
+    async def _check_end(self, tail: _Tail, lowest: int) -> bool:
+        """Read the store until its end (at most MAX_READS reads), into the tail,
+        which then holds every message from ``lo`` to the end as of a read that
+        started after every waiter of this round arrived. True when the store
+        had nothing after ``lowest`` (and the tail holds nothing); raises
+        :class:`_NotConfirmed` when the end was not reached."""
+        cid = tail.conversation_id
+        for _ in range(MAX_READS):
+            self.stats.reads += 1
+            if tail.messages:
+                hi = tail.hi
+                found = await self._read(cid, after=hi - 1, limit=self._batch)
+                if tail.dead:
+                    raise _NotConfirmed
+                if (
+                    found
+                    and found[0].seq == hi
+                    and found[0].id == tail.messages[-1].id
+                    and _dense(found, hi, cid)
+                ):
+                    self._extend(tail, found[1:])
+                    if len(found) < self._batch:
+                        return False
+                    continue
+                self._clear(tail)  # changed under us (or not dense): start over
+                continue
+            found = await self._read(cid, after=lowest, limit=self._batch)
+            if tail.dead or not _dense(found, lowest + 1, cid):
+                raise _NotConfirmed
+            if not found:
+                return True  # nothing after ``lowest``: every waiter gets []
+            tail.lo = lowest + 1
+            self._extend(tail, found)
+            if len(found) < self._batch:
+                return False
+        raise _NotConfirmed
+
+    # -- bookkeeping ------------------------------------------------------------------
+    def _extend(self, tail: _Tail, newer: list[Message]) -> None:
+        if not newer:
+            return
+        sizes = [_remember(m) for m in newer]
+        where = self._where
+        for m in newer:
+            where[m.id] = tail.conversation_id
+        tail.messages = tail.messages + newer
+        tail.sizes = tail.sizes + sizes
+        grown = sum(sizes)
+        tail.size += grown
+        self._bytes += grown
+        self._trim(tail)
+        self._evict(tail)
+
+    def _trim(self, tail: _Tail) -> None:
+        """Drop the oldest messages past the per-conversation bounds (never the newest)."""
+        sizes = tail.sizes
+        last = len(sizes) - 1
+        cut = max(len(sizes) - self.max_messages, 0)
+        freed = sum(sizes[:cut])
+        while tail.size - freed > self.max_entry_bytes and cut < last:
+            freed += sizes[cut]
+            cut += 1
+        if cut <= 0:
+            return
+        gone = tail.messages[:cut]
+        tail.messages = tail.messages[cut:]
+        tail.sizes = sizes[cut:]
+        tail.lo += cut
+        tail.size -= freed
+        self._bytes -= freed
+        self._unindex(gone)
+
+    def _evict(self, keep: _Tail) -> None:
+        """Drop the least recently read conversations while over ``max_bytes``."""
+        tails = self._tails
+        while self._bytes > self.max_bytes and len(tails) > 1:
+            oldest = next(iter(tails.values()))
+            if oldest is keep:
+                tails.move_to_end(keep.conversation_id)
+                continue
+            self._drop(oldest)
+
+    def _clear(self, tail: _Tail) -> None:
+        self._unindex(tail.messages)
+        freed = tail.size - ENTRY_OVERHEAD
+        self._bytes -= freed
+        tail.size = ENTRY_OVERHEAD
+        tail.messages = []
+        tail.sizes = []
+        tail.lo = 0
+
+    def _unindex(self, messages: list[Message]) -> None:
+        where = self._where
+        for m in messages:
+            _forget(m)
+            where.pop(m.id, None)
+
+    def _drop(self, tail: _Tail) -> None:
+        if tail.dead:
+            return
+        tail.dead = True
+        self._clear(tail)
+        self._bytes -= tail.size
+        if self._tails.get(tail.conversation_id) is tail:
+            del self._tails[tail.conversation_id]
+
+    # -- invalidation -----------------------------------------------------------------
+    def forget(self, conversation_id: int) -> None:
+        """Drop a conversation's tail (its messages changed, or it is gone)."""
+        tail = self._tails.get(conversation_id)
+        if tail is not None:
+            self._drop(tail)
+
+    def forget_message(self, message_id: str) -> None:
+        """Drop the tail holding that message (it changed)."""
+        conversation_id = self._where.get(message_id)
+        if conversation_id is not None:
+            self.forget(conversation_id)
+
+    def forget_all(self) -> None:
+        for tail in list(self._tails.values()):
+            self._drop(tail)
+
+    # -- introspection ----------------------------------------------------------------
+    @property
+    def size(self) -> int:
+        """Estimated bytes held, all conversations."""
+        return self._bytes
+
+    def __len__(self) -> int:
+        return len(self._tails)
+
+    def span(self, conversation_id: int) -> tuple[int, int] | None:
+        """``(lo, hi)`` of a conversation's cached run, or None."""
+        tail = self._tails.get(conversation_id)
+        if tail is None or not tail.messages:
+            return None
+        return tail.lo, tail.hi
+
+
+class TailedStore:
+    """A :class:`~hubbub.core.ports.Store` whose catch-up reads go through a
+    :class:`HistoryTail`; everything else is the wrapped store's."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        max_messages: int = 500,
+        max_bytes: int = 64 << 20,
+        ttl: float = 30.0,
+    ) -> None:
+        """``max_messages=0``: no cache, every read goes to ``store``."""
+        self.inner = store
+        self.tail = HistoryTail(
+            self._read, max_messages=max(max_messages, 1), max_bytes=max_bytes, ttl=ttl
+        )
+        self.enabled = max_messages > 0
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self.inner, name)
+        if callable(value):
+            setattr(self, name, value)  # bound once: later calls skip __getattr__
+        return value
+
+    async def history(
+        self,
+        conversation_id: int,
+        *,
+        before: int | None = None,
+        after: int | None = None,
+        limit: int = 50,
+    ) -> list[Message]:
+        if after is None or not self.enabled:
+            return await self.inner.history(
+                conversation_id, before=before, after=after, limit=limit
+            )
+        return await self.tail.history(conversation_id, after=after, limit=limit)
+
+    def _read(
+        self, conversation_id: int, *, after: int | None = None, limit: int = 50
+    ) -> Awaitable[list[Message]]:
+        return self.inner.history(conversation_id, after=after, limit=limit)
+
+    # Changes to stored messages: forget what they may have changed, once committed.
+    async def delete_conversation(self, conversation_id: int) -> bool:
+        try:
+            return await self.inner.delete_conversation(conversation_id)
+        finally:
+            self.tail.forget(conversation_id)
+
+    async def delete_network(self, network_id: int) -> bool:
+        try:
+            return await self.inner.delete_network(network_id)
+        finally:
+            self.tail.forget_all()
+
+    async def delete_user(self, user_id: int) -> None:
+        try:
+            await self.inner.delete_user(user_id)
+        finally:
+            self.tail.forget_all()
+
+    async def set_ext_key(self, message_id: str, ext_key: str, meta: dict[str, Any] | None) -> bool:
+        try:
+            return await self.inner.set_ext_key(message_id, ext_key, meta)
+        finally:
+            self.tail.forget_message(message_id)
+
+    async def close(self) -> None:
+        self.tail.forget_all()
+        await self.inner.close()
+
+
+def _implements_store(store: TailedStore) -> Store:
+    return store  # mypy checks here that TailedStore has every method of the Store protocol
