@@ -46,6 +46,7 @@ from ..core.model import (
     irc_fold,
 )
 from ..core.ports import Bus, Store
+from . import certs
 from .cluster import LocalCluster
 from .commands import parse, send_command, word
 from .config import ClientConfig, Sasl, SaslMechanism
@@ -272,12 +273,15 @@ class IrcService(Inbound):
             )
         joined = [*cfg.get("autojoin", []), *cfg.get("channels", [])]
         channels = tuple(dict.fromkeys(joined))
+        client_cert, client_key = certs.network_files(cfg, secrets)  # SASL EXTERNAL / CertFP
         return NetworkConfig(
             host=str(cfg["host"]),
             port=int(cfg.get("port", 6697)),
             tls=bool(cfg.get("tls", True)),
             accept_self_signed=bool(cfg.get("accept_self_signed", False)),
             tls_fingerprint=cfg.get("tls_fingerprint") or None,
+            client_cert=client_cert,
+            client_key=client_key,
             channels=channels,
             connect_commands=tuple(cfg.get("connect_commands", [])),
             allow_private_addresses=self.policy.private_allowed(
