@@ -18,6 +18,7 @@ import asyncio
 import collections
 import contextlib
 import logging
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -31,9 +32,9 @@ from ..core.model import User
 from ..protocols.session import Action, Call, Fetch, Limits, Session
 from ..protocols.wire import ErrorCode, Read, Typing, frame_payloads
 from ..protocols.wire import Send as SendOp
-from .auth import origin_allowed, principal_from_scope
+from .auth import Principal, origin_allowed, principal_from_scope
 from .fanout import Connection, Fanout, FrameWriter
-from .wsproto import EXTENSION
+from .wsasgi import EXTENSION
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -59,10 +60,25 @@ def limits_from(settings: Settings) -> Limits:
 class WsConnection(Connection):
     """A connection with the I/O the session asks for: Hub calls and store reads."""
 
-    __slots__ = ("_fetcher", "_fetches", "calls", "services", "user")
+    __slots__ = (
+        "_fetcher",
+        "_fetches",
+        "_worker",
+        "announced",
+        "calls",
+        "on_idle",
+        "services",
+        "tasks",
+        "user",
+    )
 
     def __init__(
-        self, services: Services, user: User, session: Session, writer: FrameWriter
+        self,
+        services: Services,
+        user: User,
+        session: Session,
+        writer: FrameWriter,
+        tasks: set[asyncio.Task[Any]] | None = None,
     ) -> None:
         super().__init__(services.fanout, session, writer)
         self.services = services
@@ -72,6 +88,20 @@ class WsConnection(Connection):
         self.calls: list[SendOp | Typing | Read] = []
         self._fetches: list[Fetch] = []
         self._fetcher: asyncio.Task[None] | None = None
+        self._worker: asyncio.Task[None] | None = None
+        #: the native protocol: called when the calls a message started are done
+        self.on_idle: Callable[[], None] | None = None
+        #: where short-lived tasks are registered (the server's, so shutdown waits for them)
+        self.tasks = tasks
+        self.announced = False  # Hub.connected was called: Hub.disconnected is owed
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(coro)
+        tasks = self.tasks
+        if tasks is not None:
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+        return task
 
     def run(self, action: Action) -> None:
         if isinstance(action, Call):
@@ -86,6 +116,33 @@ class WsConnection(Connection):
         pending, self.pending = self.pending, []
         if pending and not self.closed:
             self.writer.write_frames(b"".join(pending))
+
+    def receive(self, text: str | None, size: int = 0) -> bool:
+        """One client message, without awaiting (the native protocol).
+
+        Returns whether the connection is now busy running the calls it asked
+        for; :attr:`on_idle` is called once they are done. Until then the caller
+        feeds no further message: a client's ops run in the order sent.
+        """
+        session = self.session
+        if text is not None:
+            session.receive_text(text)
+        else:
+            session.receive_binary(size)
+        self.drain()
+        if self.calls and self._worker is None:
+            self._worker = self.spawn(self._run_calls())
+        return self._worker is not None
+
+    async def _run_calls(self) -> None:
+        try:
+            while self.calls:  # one at a time: a client's sends commit in the order sent
+                await self._call(self.calls.pop(0))
+        finally:
+            self._worker = None
+        on_idle = self.on_idle
+        if on_idle is not None and not self.closed:
+            on_idle()
 
     async def serve(self, receive: Receive) -> None:
         """Read client frames until the connection ends."""
@@ -151,12 +208,18 @@ class WsConnection(Connection):
             self._fetcher = None
 
     async def stop(self) -> None:
+        """The connection ended: leave the fan-out, stop catching up, let a call in
+        flight finish (its commit is not undone by the client going away)."""
         self.lost()
+        self.on_idle = None
         task = self._fetcher
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        worker = self._worker
+        if worker is not None:
+            await asyncio.wait([worker])
 
 
 class AsgiWriter:
@@ -219,27 +282,72 @@ async def _deny(scope: Scope, send: Send, status: int, code: str, message: str) 
         await send({"type": "websocket.close", "code": 1008})
 
 
-async def serve_websocket(services: Services, scope: Scope, receive: Receive, send: Send) -> None:
-    """One WebSocket connection, from the handshake to the end."""
-    message = await receive()
-    if message["type"] != "websocket.connect":
-        return
-    settings = services.settings
+BAD_ORIGIN = (403, "bad_origin", "the Origin is not this server's")
+UNAUTHORIZED = (401, "unauthorized", "log in, or send an API token")
+
+
+def origin_refused(settings: Settings, scope: Scope) -> bool:
+    """Cross-site WebSocket hijacking: browsers always send Origin, and a cookie
+    rides along with any site's request; a bearer token does not."""
     authorization = Headers(scope=scope).get("authorization", "")
     bearer = authorization[:7].lower() == "bearer "
-    # Cross-site WebSocket hijacking: browsers always send Origin, and a cookie
-    # rides along with any site's request; a bearer token does not.
-    if not origin_allowed(settings, scope, required=not bearer):
-        await _deny(scope, send, 403, "bad_origin", "the Origin is not this server's")
-        return
-    principal = await principal_from_scope(services, scope)
-    if principal is None:
-        await _deny(scope, send, 401, "unauthorized", "log in, or send an API token")
-        return
+    return not origin_allowed(settings, scope, required=not bearer)
+
+
+def new_connection(
+    services: Services,
+    principal: Principal,
+    writer: FrameWriter,
+    tasks: set[asyncio.Task[Any]] | None = None,
+) -> WsConnection:
+    """The accepted connection of ``principal``, following the user's own events
+    already (so a join while the snapshot is read is not missed)."""
     user = principal.user
     credential = (
         principal.session_id if principal.via == "cookie" else f"token:{principal.token_id}"
     )
+    session = Session(user.id, user.name, credential, limits_from(services.settings))
+    conn = WsConnection(services, user, session, writer, tasks)
+    services.fanout.add(conn)
+    if services.metrics is not None:
+        services.metrics.ws_opened()
+    return conn
+
+
+async def announce(conn: WsConnection) -> None:
+    """Read the snapshot, send ``ready``, and tell the Hub the user is here."""
+    services = conn.services
+    views = await services.hub.conversations(conn.user)
+    start_snapshot(conn, services.fanout, [conversation_json(v) for v in views], services)
+    if conn.closed:
+        return
+    await services.hub.connected(conn.user)
+    conn.announced = True
+
+
+async def finish(conn: WsConnection) -> None:
+    """The end of a connection, however it ended."""
+    await conn.stop()
+    services = conn.services
+    if services.metrics is not None:
+        services.metrics.ws_closed()
+    if conn.announced:
+        conn.announced = False
+        await services.hub.disconnected(conn.user)
+
+
+async def serve_websocket(services: Services, scope: Scope, receive: Receive, send: Send) -> None:
+    """One WebSocket connection through ASGI, from the handshake to the end."""
+    message = await receive()
+    if message["type"] != "websocket.connect":
+        return
+    if origin_refused(services.settings, scope):
+        await _deny(scope, send, *BAD_ORIGIN)
+        return
+    principal = await principal_from_scope(services, scope)
+    if principal is None:
+        await _deny(scope, send, *UNAUTHORIZED)
+        return
     await send({"type": "websocket.accept"})
 
     proto = scope.get("extensions", {}).get(EXTENSION)
@@ -249,31 +357,16 @@ async def serve_websocket(services: Services, scope: Scope, receive: Receive, se
         writer = proto
     else:
         writer = fallback = AsgiWriter(send)
-    session = Session(user.id, user.name, credential, limits_from(settings))
-    conn = WsConnection(services, user, session, writer)
-    fanout = services.fanout
-    metrics = services.metrics
-    announced = False
-    # Follow the user's own events first, so a join while the snapshot is read is not missed.
-    fanout.add(conn)
-    if metrics is not None:
-        metrics.ws_opened()
+    conn = new_connection(services, principal, writer)
     try:
-        views = await services.hub.conversations(user)
-        start_snapshot(conn, fanout, [conversation_json(v) for v in views], services)
+        await announce(conn)
         if proto is not None:
             proto.before_close = conn.flush_pending
-        await services.hub.connected(user)
-        announced = True
         await conn.serve(receive)
     finally:
-        await conn.stop()
         if fallback is not None:
             await fallback.stop()
-        if metrics is not None:
-            metrics.ws_closed()
-        if announced:
-            await services.hub.disconnected(user)
+        await finish(conn)
 
 
 def start_snapshot(
