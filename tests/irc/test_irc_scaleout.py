@@ -10,7 +10,10 @@ the channel counts what the IRC side sees.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import signal
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -27,6 +30,7 @@ from hubbub.config import Settings
 from hubbub.core.model import MessageKind, NetworkKind
 from hubbub.irc.cluster import RedisCluster
 from hubbub.irc.policy import IrcNotConnected, IrcUnavailable
+from hubbub.store import open_store
 from hubbub.web.deps import Services
 from testenv import scaled
 
@@ -336,3 +340,87 @@ async def test_leases_and_requests_between_two_nodes(redis_url: str) -> None:
     finally:
         await one.close()
         await two.close()
+
+
+# A Hubbub process without its web server: the services only (IRC included), until killed.
+OWNER_PROCESS = """
+import asyncio, json, sys
+from hubbub.app import build_services
+from hubbub.config import Settings
+
+async def main():
+    await build_services(Settings(**json.loads(sys.argv[1])))
+    print("ready", flush=True)
+    await asyncio.Event().wait()
+
+asyncio.run(main())
+"""
+
+
+async def test_owner_killed_the_other_takes_over(
+    inspircd: IrcServer, scaleout_settings: Settings
+) -> None:
+    """The owner is a real process, killed with SIGKILL: no QUIT, no lease released."""
+    store = open_store(scaleout_settings.effective_database_url())
+    await store.start()  # migrates
+    try:
+        user = await store.create_user("ada", None)
+        network = await store.create_network(
+            user.id,
+            kind=NetworkKind.IRC,
+            name="test",
+            config={
+                "host": "127.0.0.1",
+                "port": inspircd.port,
+                "tls": False,
+                "nick": "ada",
+                "autojoin": [CHANNEL],
+                "channels": [],
+                "enabled": True,
+            },
+        )
+    finally:
+        await store.close()
+    nid = network.id
+    bob = await Watcher.join(inspircd.port, "bob", CHANNEL)
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("HUBBUB_")}
+    owner = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        OWNER_PROCESS,
+        scaleout_settings.model_dump_json(),
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    other: Services | None = None
+    try:
+        assert owner.stdout is not None
+        async with asyncio.timeout(scaled(30)):
+            assert await owner.stdout.readline() == b"ready\n"
+        await eventually(lambda: hubbub_joins(bob), timeout=15)
+        other = await build_services(scaleout_settings)
+        await eventually(lambda: other.irc.state(nid)["state"] == "connected")
+        await asyncio.sleep(LEASE)  # claim rounds: the lease is held, nothing to take
+        assert not other.irc.runs(nid) and len(hubbub_joins(bob)) == 1
+
+        owner.send_signal(signal.SIGKILL)
+        killed = time.monotonic()
+        await owner.wait()
+        await eventually(lambda: bob.seen(r"^:ada!\S+ QUIT"))
+        await eventually(lambda: len(hubbub_joins(bob)) == 2, timeout=LEASE * 2 + 10)
+        took = time.monotonic() - killed
+        assert other.irc.runs(nid)
+        assert took >= LEASE / 2, f"taken over after {took:.2f}s, before the lease expired"
+        assert took <= scaled(LEASE + LEASE / 3 + 5), f"taken over after {took:.2f}s"
+        mark = len(bob.lines)
+        await bob.send(f"NAMES {CHANNEL}")
+        names = await eventually(lambda: bob.seen(rf" 353 bob . {re.escape(CHANNEL)} :", mark))
+        assert {n.lstrip("@+%~&") for n in names[-1].split(":", 2)[2].split()} == {"ada", "bob"}
+        print(f"takeover after SIGKILL: {took:.2f}s (lease {LEASE}s)")
+    finally:
+        if owner.returncode is None:
+            owner.kill()
+            await owner.wait()
+        await bob.close()
+        if other is not None:
+            await close_services(other)
