@@ -342,6 +342,44 @@ async def test_leases_and_requests_between_two_nodes(redis_url: str) -> None:
         await two.close()
 
 
+async def test_owner_cut_off_from_redis_disconnects_before_the_other_connects(
+    inspircd: IrcServer, scaleout_settings: Settings
+) -> None:
+    """An owner whose lease calls fail (Redis out of its reach, the others still
+    reach it) QUITs before its lease may have expired; the other then connects
+    under the very nick: the two were never connected at once."""
+    bob = await Watcher.join(inspircd.port, "bob", CHANNEL)
+    a = await build_services(scaleout_settings)
+    b = await build_services(scaleout_settings)
+    try:
+        nid, _ = await add_network(a, inspircd.port)
+        await a.irc.connect(nid)
+        owner, other = (a, b) if a.irc.runs(nid) else (b, a)
+        await eventually(lambda: hubbub_joins(bob), timeout=15)
+
+        async def unreachable(*args: Any) -> Any:
+            raise IrcUnavailable("cannot renew IRC leases: Redis: connection refused")
+
+        owner.irc.cluster.renew = unreachable  # type: ignore[method-assign]
+        owner.irc.cluster.acquire = unreachable  # type: ignore[method-assign]
+        cut = time.monotonic()
+        await eventually(lambda: bob.seen(r"^:ada!\S+ QUIT"), timeout=LEASE + 5)
+        quit_after = time.monotonic() - cut
+        assert quit_after < LEASE, (
+            f"QUIT {quit_after:.2f}s after the cut: the lease may have run out"
+        )
+        await eventually(lambda: len(hubbub_joins(bob)) == 2, timeout=LEASE * 2 + 10)
+        assert other.irc.runs(nid) and not owner.irc.runs(nid)
+        quit_at = next(i for i, line in enumerate(bob.lines) if re.search(r"^:ada!\S+ QUIT", line))
+        second_join = [i for i, line in enumerate(bob.lines) if line in hubbub_joins(bob)][-1]
+        assert quit_at < second_join
+        assert bob.lines[second_join].startswith(":ada!"), bob.lines[second_join]
+    finally:
+        await bob.close()
+        await close_services(a)
+        await close_services(b)
+
+
 # A Hubbub process without its web server: the services only (IRC included), until killed.
 OWNER_PROCESS = """
 import asyncio, json, sys

@@ -28,6 +28,7 @@ class ScaleOut(Inbound):
     _closed: bool
     # until when (monotonic) our lease of each network we run is sure
     _lease_until: dict[int, float]
+    _stopping: set[asyncio.Task[None]]
 
     def _start(self, network: Network) -> None:
         raise NotImplementedError
@@ -45,6 +46,48 @@ class ScaleOut(Inbound):
         self._lease_until[network_id] = started + self.cluster.lease_seconds
         return True
 
+    async def _lease_loops(self) -> None:
+        await asyncio.gather(self._renew_loop(), self._claim_loop())
+
+    async def _renew_loop(self) -> None:
+        """Renew our leases every third of the lease; after a failure, retry sooner
+        and stop each network before its lease may have run out."""
+        interval = self.cluster.lease_seconds / 3
+        while True:
+            ok = await self._renew()
+            await asyncio.sleep(interval if ok else min(1.0, interval))
+
+    async def _renew(self) -> bool:
+        owned = list(self._running)
+        if not owned:
+            return True
+        interval = self.cluster.lease_seconds / 3
+        call_timeout = min(interval, 2.0)  # a Redis that hangs counts as a failure
+        started = time.monotonic()
+        try:
+            async with asyncio.timeout(call_timeout):
+                held = await self.cluster.renew(owned)
+        except (IrcUnavailable, TimeoutError) as exc:
+            log.warning("irc: leases not renewed: %s", getattr(exc, "message", "timeout"))
+            # keep a network only while the next attempt can still end before its lease
+            now, retry = time.monotonic(), min(1.0, interval)
+            held = {n for n in owned if self._lease_until.get(n, 0.0) - now > retry + call_timeout}
+            ok = False
+        else:
+            self._lease_until.update((n, started + self.cluster.lease_seconds) for n in held)
+            ok = True
+        for network_id in owned:
+            if network_id not in held and network_id in self._running:
+                log.warning("irc network %d: lease lost or at risk: disconnecting", network_id)
+                self._stop_soon(network_id)
+        return ok
+
+    def _stop_soon(self, network_id: int) -> None:
+        """Stop a network without holding up the renewal of the others."""
+        task = asyncio.create_task(self._stop(network_id, ""), name=f"irc-stop-{network_id}")
+        self._stopping.add(task)
+        task.add_done_callback(self._stopping.discard)
+
     async def _claim_loop(self) -> None:
         while True:
             await asyncio.sleep(self.cluster.lease_seconds / 3)
@@ -56,22 +99,8 @@ class ScaleOut(Inbound):
                 log.exception("irc: claiming networks failed")
 
     async def _claim(self) -> None:
-        """Renew our leases (stop what we may have lost), stop networks disabled or
-        removed elsewhere, and take the free leases of enabled networks."""
-        owned = list(self._running)
-        started = time.monotonic()
-        try:
-            held = await self.cluster.renew(owned)
-        except IrcUnavailable as exc:
-            log.warning("irc: leases not renewed: %s", exc.message)
-            margin = self.cluster.lease_seconds / 3
-            held = {n for n in owned if self._lease_until.get(n, 0.0) - margin > started}
-        else:
-            self._lease_until.update((n, started + self.cluster.lease_seconds) for n in held)
-        for network_id in owned:
-            if network_id not in held and network_id in self._running:
-                log.warning("irc network %d: lease lost; another process may run it", network_id)
-                await self._stop(network_id, "")
+        """Stop networks disabled or removed elsewhere, and take the free leases of
+        enabled networks (and connect them)."""
         networks = await self.store.list_networks(kind=NetworkKind.IRC)
         enabled = {n.id: n for n in networks if n.config.get("enabled")}
         for network_id in list(self._running):

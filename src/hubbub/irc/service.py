@@ -111,6 +111,7 @@ class IrcService(ScaleOut):
         # scale-out: until when (monotonic) our lease of each network we run is sure
         self._lease_until: dict[int, float] = {}
         self._claimer: asyncio.Task[None] | None = None
+        self._stopping: set[asyncio.Task[None]] = set()
         self._running: dict[int, _Running] = {}
         # conversation id -> (network id, name): every IRC conversation known
         self._conversations: dict[int, tuple[int, str]] = {}
@@ -133,7 +134,7 @@ class IrcService(ScaleOut):
             await self.cluster.start(self._serve_request, self._on_notice, self._resync)
             await self._resync(reload=False)
             await self._claim()
-            self._claimer = asyncio.create_task(self._claim_loop(), name="irc-leases")
+            self._claimer = asyncio.create_task(self._lease_loops(), name="irc-leases")
             return
         for network in networks:
             if network.config.get("enabled"):
@@ -154,6 +155,7 @@ class IrcService(ScaleOut):
                 self._stop(network_id, "Hubbub is shutting down")
                 for network_id in list(self._running)
             ),
+            *self._stopping,
             return_exceptions=True,
         )
         await self.cluster.close()
