@@ -282,11 +282,20 @@ async def test_disconnect_and_connect_through_the_other_and_clean_handover(
         assert len(hubbub_joins(bob)) == 2
         owner, other = (a, b) if a.irc.runs(nid) else (b, a)
 
+        # an edit saved through the process that does not run it: the owner reconnects
+        network = await other.store.get_network(nid)
+        assert network is not None
+        await other.store.update_network(nid, config={**network.config, "nick": "ada2"})
+        await other.irc.reload(nid)
+        await eventually(lambda: bob.seen(rf"^:ada2!\S+ JOIN :?{re.escape(CHANNEL)}$"))
+        assert owner.irc.runs(nid) and not other.irc.runs(nid)
+        await eventually(lambda: other.irc.state(nid)["nick"] == "ada2")
+
         # a clean shutdown releases the lease: the other takes over at its next round
         gone = time.monotonic()
         await close_services(owner)
         closed.add(id(owner))
-        await eventually(lambda: len(hubbub_joins(bob)) == 3, timeout=10)
+        await eventually(lambda: len(hubbub_joins(bob)) == 4, timeout=10)
         took = time.monotonic() - gone
         assert other.irc.runs(nid)
         assert took <= scaled(LEASE / 3 + 5), f"taken over after {took:.2f}s"
@@ -374,6 +383,16 @@ async def test_owner_cut_off_from_redis_disconnects_before_the_other_connects(
         second_join = [i for i, line in enumerate(bob.lines) if line in hubbub_joins(bob)][-1]
         assert quit_at < second_join
         assert bob.lines[second_join].startswith(":ada!"), bob.lines[second_join]
+
+        # removed through the process that does not run it: the owner QUITs, all forget it
+        conversation = await other.store.find_network_conversation(nid, CHANNEL)
+        assert conversation is not None and owner.irc.handles(conversation.id)
+        quits = len(bob.seen(r"^:ada!\S+ QUIT"))
+        await owner.irc.forget(nid)
+        await eventually(lambda: len(bob.seen(r"^:ada!\S+ QUIT")) == quits + 1)
+        assert not other.irc.runs(nid)
+        assert not owner.irc.handles(conversation.id)
+        await eventually(lambda: not other.irc.handles(conversation.id))
     finally:
         await bob.close()
         await close_services(a)
