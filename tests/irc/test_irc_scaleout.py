@@ -108,10 +108,10 @@ async def pg_database(pg_url: str) -> AsyncIterator[str]:
 
 
 @pytest.fixture
-def scaleout_settings(
+async def scaleout_settings(
     make_settings: Callable[..., Settings], pg_database: str, redis_url: str
-) -> Settings:
-    return make_settings(
+) -> AsyncIterator[Settings]:
+    settings = make_settings(
         database_url=pg_database,
         redis_url=redis_url,
         redis_channel=f"hubbub-test:{uuid.uuid4().hex}",
@@ -119,6 +119,16 @@ def scaleout_settings(
         irc_lease_seconds=LEASE,
         irc_request_timeout=scaled(3),
     )
+    yield settings
+    import redis.asyncio as aioredis
+
+    client = aioredis.Redis.from_url(redis_url)
+    try:  # the shared states and member lists outlive the processes: drop them
+        keys = [k async for k in client.scan_iter(f"{settings.redis_channel}:irc:*")]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()
 
 
 async def add_network(services: Services, port: int, nick: str = "ada") -> tuple[int, Any]:
@@ -347,6 +357,7 @@ async def test_leases_and_requests_between_two_nodes(redis_url: str) -> None:
         states, _ = await two.snapshot()
         assert states[7]["nick"] == "ada"
     finally:
+        await one.forget_shared(7, [])
         await one.close()
         await two.close()
 
