@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Protocol
 
-from ..core.events import Event, Scope
+from ..core.events import Control, Event, Scope
 from ..protocols.session import (
     Action,
     Close,
@@ -32,6 +32,7 @@ from ..protocols.session import (
     Unsubscribe,
 )
 from ..protocols.wire import CloseCode, text_frame
+from .auth import CredentialCache
 
 
 class FrameWriter(Protocol):
@@ -142,6 +143,8 @@ class Fanout:
         #: connection's starting position is never older than this (no missed
         #: event between reading the snapshot and subscribing).
         self.last_seq: dict[int, int] = {}
+        #: credentials of recent WebSocket upgrades; revocations (below) clear them
+        self.credentials = CredentialCache()
         self._dirty: list[Connection] = []
         self._scheduled = False
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -214,6 +217,11 @@ class Fanout:
                     else:
                         conn.deliver_slow(event, frame)
         else:
+            if event.control is Control.REVOKE:
+                if scope is Scope.USER:
+                    self.credentials.forget_user(event.target)
+                else:
+                    self.credentials.clear()
             targets = self.users.get(event.target) if scope is Scope.USER else self.everyone
             if not targets:
                 return

@@ -344,7 +344,7 @@ async def serve_websocket(services: Services, scope: Scope, receive: Receive, se
     if origin_refused(services.settings, scope):
         await _deny(scope, send, *BAD_ORIGIN)
         return
-    principal = await principal_from_scope(services, scope)
+    principal = await principal_from_scope(services, scope, services.fanout.credentials)
     if principal is None:
         await _deny(scope, send, *UNAUTHORIZED)
         return

@@ -309,7 +309,7 @@ class HubbubWebSocketProtocol(asyncio.Protocol):
         services = self.services
         assert services is not None
         try:
-            principal = await principal_from_scope(services, scope)
+            principal = await principal_from_scope(services, scope, services.fanout.credentials)
         except Exception:
             log.exception("authenticating a WebSocket upgrade failed")
             self._refuse(500, "the server failed; try again")
