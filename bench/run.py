@@ -44,16 +44,21 @@ VENV_PY = ROOT / ".venv" / "bin" / "python"
 HUBBUB = ROOT / ".venv" / "bin" / "hubbub"
 
 PROFILES: dict[str, dict[str, Any]] = {
-    # five to six minutes with all six scenarios
+    # about two minutes with all six scenarios: every case once (no second run
+    # of a case disturbed by other work), short windows, a smaller history set
     "quick": {
-        "duration": 3.0,
-        "warmup": 1.0,
+        "duration": 1.5,
+        "warmup": 0.5,
         "ns": [100, 1000, 5000],
         "rates": [(1000, 20_000), (5000, 100_000)],
+        "attempts": 1,
+        "quiet_wait": 1.0,  # at most this long waiting for a quiet machine before a run
+        "idle_hold": 2.5,  # seconds the idle connections stay (RSS read after 2)
         "startup_runs": 3,
-        "history_count": 1_000_000,
+        "history_count": 200_000,
+        "history_queries": 100,
         "storm_missed": 50,
-        "budget_s": 420,
+        "budget_s": 240,
     },
     # under fifteen minutes
     "full": {
@@ -67,8 +72,12 @@ PROFILES: dict[str, dict[str, Any]] = {
             (5000, 100_000),
             (5000, 500_000),
         ],
+        "attempts": 2,
+        "quiet_wait": 5.0,
+        "idle_hold": 4.0,
         "startup_runs": 7,
         "history_count": 10_000_000,
+        "history_queries": 300,
         "storm_missed": 200,
         "budget_s": 900,
     },
@@ -93,7 +102,6 @@ DURABLE_RATE = 5000  # appends/s for the ack latency at a fixed rate
 STORM_CONNS = 5000
 IDLE_CONNS = 5000
 CONTENDED = 0.3  # core time used by neither process above this: measure again
-ATTEMPTS = 2
 DRAIN = 15.0  # at most this long after sending stops for every delivery to arrive
 PASSWORD = "bench-password-0123456789"
 
@@ -452,12 +460,13 @@ def measure_fanout(
     run: Run, srv: Server, case: dict[str, Any], auth: Path | None, conv: str
 ) -> dict[str, Any]:
     best: dict[str, Any] = {}
-    for attempt in range(ATTEMPTS):
+    attempts = run.profile["attempts"]
+    for attempt in range(attempts):
         r = measure_fanout_once(run, srv, case, auth, conv)
         r["attempt"] = attempt + 1
         if not best or r.get("foreign_busy", 1) < best.get("foreign_busy", 1):
             best = r
-        if not r.get("contended") or run.time_left() < 60 or attempt == ATTEMPTS - 1:
+        if not r.get("contended") or run.time_left() < 60 or attempt == attempts - 1:
             break
         log("  the machine was busy with other work during that run: once more")
     return best
@@ -466,7 +475,7 @@ def measure_fanout(
 def measure_fanout_once(
     run: Run, srv: Server, case: dict[str, Any], auth: Path | None, conv: str
 ) -> dict[str, Any]:
-    bg = wait_quiet(5.0)
+    bg = wait_quiet(run.profile["quiet_wait"])
     r = loadgen(
         srv.port,
         run.loadgen_cpu,
@@ -548,7 +557,7 @@ def idle_memory(run: Run, srv: Server, auth: Path | None, conv: str) -> dict[str
         "--warmup",
         "0",
         "--duration",
-        "4",
+        str(run.profile["idle_hold"]),
         "--drain",
         "0",
         "--src-addrs",
@@ -672,7 +681,7 @@ def scenario_history(run: Run) -> None:
         run.notes.append("history: skipped, out of time")
         return
     log(f"history and search: loading {count:,} messages into SQLite")
-    args = ["history", "--count", str(count), "--queries", "300"]
+    args = ["history", "--count", str(count), "--queries", str(run.profile["history_queries"])]
     run.results["history"] = store_bench(run, args, max(120.0, run.time_left() - 10))
 
 
@@ -750,7 +759,7 @@ def scenario_startup(run: Run) -> None:
             if run.time_left() < 15:
                 run.notes.append("startup: stopped early, out of time")
                 break
-            wait_quiet(3.0)
+            wait_quiet(min(3.0, run.profile["quiet_wait"]))
             srv = start_hubbub(Path(tmp), run.server_cpu)
             try:
                 deadline = srv.started + 30
@@ -1047,6 +1056,15 @@ def main() -> int:
         only.discard("startup")
 
     t0 = time.monotonic()
+    took: dict[str, float] = {}  # seconds per scenario (and the setup)
+
+    def timed(name: str, fn: Any, *fn_args: Any) -> None:
+        started = time.monotonic()
+        try:
+            fn(*fn_args)
+        finally:
+            took[name] = round(time.monotonic() - started, 1)
+
     hub: Server | None = None
     auth: Path | None = None
     conv = "1"
@@ -1054,29 +1072,31 @@ def main() -> int:
     try:
         if "hubbub" in targets and only & {"fanout", "memory", "storm"}:
             log("starting hubbub and creating users, tokens and a room")
+            started = time.monotonic()
             hub = start_hubbub(workdir / "data", run.server_cpu)
             try:
                 wait_listening(hub, 30)
                 conv, auth = hubbub_setup(hub.port, USERS, workdir)
+                took["setup"] = round(time.monotonic() - started, 1)
             except Exception as exc:
                 run.notes.append(f"Hubbub not measured: {exc}")
                 hub.stop()
                 hub = None
         if "memory" in only:  # first, on a fresh server process
-            scenario_memory(run, hub, auth, conv)
+            timed("memory", scenario_memory, run, hub, auth, conv)
         if "fanout" in only:
-            scenario_fanout(run, hub, auth, conv)
+            timed("fanout", scenario_fanout, run, hub, auth, conv)
         if "storm" in only:
-            scenario_storm(run, hub, auth, conv)
+            timed("storm", scenario_storm, run, hub, auth, conv)
         if hub is not None:
             hub.stop()
             hub = None
         if "startup" in only:
-            scenario_startup(run)
+            timed("startup", scenario_startup, run)
         if "hubbub" in targets and "durable" in only:
-            scenario_durable(run, workdir)
+            timed("durable", scenario_durable, run, workdir)
         if "hubbub" in targets and "history" in only:
-            scenario_history(run)
+            timed("history", scenario_history, run)
     finally:
         if hub is not None:
             hub.stop()
@@ -1105,12 +1125,17 @@ def main() -> int:
             check=False,
         ).stdout.strip(),
         "results": run.results,
+        "scenario_s": took,
         "notes": run.notes,
     }
     path = OUT / f"results-{stamp}.json"
     path.write_text(json.dumps(doc, indent=1))
     (OUT / "latest.json").write_text(json.dumps(doc, indent=1))
     print(table(run.results))
+    print(
+        f"took {doc['elapsed_s']} s ({profile_name}): "
+        + ", ".join(f"{k} {v} s" for k, v in took.items())
+    )
     for n in run.notes:
         print(f"note: {n}")
     print(f"JSON: {path.relative_to(ROOT)}")
