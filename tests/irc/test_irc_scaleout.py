@@ -336,9 +336,11 @@ async def test_leases_and_requests_between_two_nodes(redis_url: str) -> None:
     try:
         assert await one.acquire(7)
         assert not await two.acquire(7)
+        assert one.paused_until == two.paused_until == 0
         assert await one.acquire(7)  # ours already: renewed
         assert await two.holder(7) == one.node
-        assert await one.renew([7, 8]) == {7}
+        assert await two.renew([7]) == set()  # held by the other: not renewed, not taken
+        assert await two.holder(7) == one.node
         assert await two.request(one.node, "echo", {"x": 1}) == {"echo": 1}
         with pytest.raises(IrcNotConnected, match="not here"):
             await two.request(one.node, "fail", {})
@@ -356,8 +358,18 @@ async def test_leases_and_requests_between_two_nodes(redis_url: str) -> None:
         await one.share_state(7, {"state": "connected", "nick": "ada", "error": None})
         states, _ = await two.snapshot()
         assert states[7]["nick"] == "ada"
+
+        # Redis lost its data: a missing lease is the owner's again; no one else takes it
+        assert await one.acquire(7)
+        client = one._client
+        await client.delete(f"{prefix}:irc:lease:7", f"{prefix}:irc:epoch")
+        assert not await two.acquire(7)
+        assert two.paused_until > time.monotonic() + 0.3
+        assert await one.renew([7]) == {7}
+        assert await two.holder(7) == one.node
     finally:
         await one.forget_shared(7, [])
+        await one._client.delete(f"{prefix}:irc:epoch", f"{prefix}:irc:lease:7")
         await one.close()
         await two.close()
 
@@ -405,6 +417,44 @@ async def test_owner_cut_off_from_redis_disconnects_before_the_other_connects(
         assert not owner.irc.handles(conversation.id)
         await eventually(lambda: not other.irc.handles(conversation.id))
     finally:
+        await bob.close()
+        await close_services(a)
+        await close_services(b)
+
+
+async def test_redis_losing_the_leases_does_not_make_a_second_connection(
+    inspircd: IrcServer, scaleout_settings: Settings, redis_url: str
+) -> None:
+    """Redis restarted without persistence: the leases are gone while their owner is
+    connected. The owner takes its lease back; the other takes no free lease for a
+    lease period (the epoch key tells it Redis lost its data)."""
+    import redis.asyncio as aioredis
+
+    bob = await Watcher.join(inspircd.port, "bob", CHANNEL)
+    a = await build_services(scaleout_settings)
+    b = await build_services(scaleout_settings)
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        nid, _ = await add_network(a, inspircd.port)
+        await a.irc.connect(nid)
+        owner, other = (a, b) if a.irc.runs(nid) else (b, a)
+        await eventually(lambda: hubbub_joins(bob), timeout=15)
+        await eventually(lambda: other.irc.state(nid)["state"] == "connected")
+
+        # what a restart without persistence leaves of our keys: nothing
+        keys = [k async for k in client.scan_iter(f"{scaleout_settings.redis_channel}:irc:*")]
+        assert keys
+        await client.delete(*keys)
+        await other.irc._claim()  # a claim round of the other right then, before the owner's
+        assert other.irc.cluster.paused_until > 0 and not other.irc.runs(nid)
+        lease_key = f"{scaleout_settings.redis_channel}:irc:lease:{nid}"
+        await eventually(lambda: client.get(lease_key), timeout=LEASE)
+        assert (await client.get(lease_key)).decode() == owner.irc.cluster.node
+        await asyncio.sleep(LEASE * 2)  # past the pause: the lease is the owner's, in use
+        assert owner.irc.runs(nid) and not other.irc.runs(nid)
+        assert len(hubbub_joins(bob)) == 1 and not bob.seen(r"^:ada!\S+ QUIT")
+    finally:
+        await client.aclose()
         await bob.close()
         await close_services(a)
         await close_services(b)

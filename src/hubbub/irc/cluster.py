@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
@@ -51,20 +52,29 @@ ResyncHandler = Callable[[], Awaitable[None]]
 
 _SEEN_REQUESTS = 10_000  # request ids remembered, so a repeated request is served once
 
-# KEYS: the leases; ARGV[1]: our node id, ARGV[2]: lease in ms. Returns the
-# 1-based positions of the keys still ours, now renewed.
+# KEYS: the leases of networks we run; ARGV[1]: our node id, ARGV[2]: lease in
+# ms. Returns the 1-based positions of the keys still ours, now renewed. A key
+# that is missing is taken again: while we run a network its lease cannot have
+# expired (we stop first) and only we release it, so a missing key means Redis
+# lost its data (a restart without persistence), and the network is still ours.
 _RENEW = """
 local renewed = {}
 for i, key in ipairs(KEYS) do
-  if redis.call('get', key) == ARGV[1] then
+  local holder = redis.call('get', key)
+  if holder == ARGV[1] then
     redis.call('pexpire', key, ARGV[2])
+    renewed[#renewed + 1] = i
+  elseif not holder then
+    redis.call('set', key, ARGV[1], 'PX', ARGV[2])
     renewed[#renewed + 1] = i
   end
 end
 return renewed
 """
-# Take a free lease, or renew it when it is ours already.
+# Take a free lease, or renew it when it is ours already; -1 when the epoch
+# (KEYS[2]) is not the one we know (ARGV[3]): Redis lost its data since.
 _ACQUIRE = """
+if redis.call('get', KEYS[2]) ~= ARGV[3] then return -1 end
 if redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
 if redis.call('get', KEYS[1]) == ARGV[1] then
   redis.call('pexpire', KEYS[1], ARGV[2])
@@ -87,6 +97,8 @@ class LocalCluster:
         self.node = "local"
         self.lease_seconds = lease_seconds
         self.request_timeout = request_timeout
+        #: no free lease may be taken before this (monotonic): see RedisCluster.acquire
+        self.paused_until = 0.0
 
     async def start(
         self, on_request: RequestHandler, on_notice: NoticeHandler, on_resync: ResyncHandler
@@ -158,6 +170,7 @@ class RedisCluster(LocalCluster):
         self._on_notice: NoticeHandler | None = None
         self._on_resync: ResyncHandler | None = None
         self._scripts: dict[str, Any] = {}
+        self._epoch = ""
 
     def _lease_key(self, network_id: int) -> str:
         return f"{self.prefix}:lease:{network_id}"
@@ -183,6 +196,7 @@ class RedisCluster(LocalCluster):
         for name, script in (("renew", _RENEW), ("acquire", _ACQUIRE), ("release", _RELEASE)):
             self._scripts[name] = self._client.register_script(script)
         try:
+            await self._adopt_epoch()
             self._pubsub = await self._subscribe()
         except Exception:
             await self._client.aclose()
@@ -209,11 +223,39 @@ class RedisCluster(LocalCluster):
 
     # leases ----------------------------------------------------------------------
     async def acquire(self, network_id: int) -> bool:
+        """Take a free lease (or renew ours).
+
+        Redis without persistence loses every lease when it restarts, while
+        their owners are still connected: a free lease then does not mean a
+        free network. The epoch key (``…:irc:epoch``, set once, no expiry)
+        tells: when it is not the one this process read, Redis lost its data,
+        and no free lease is taken for one lease period, in which every live
+        owner takes its own back (:meth:`renew` re-takes a missing key)."""
+        epoch_key = f"{self.prefix}:epoch"
         async with self._redis("take an IRC network's lease"):
-            result = await self._scripts["acquire"](
-                keys=[self._lease_key(network_id)], args=[self.node, self._lease_ms]
+            result = int(
+                await self._scripts["acquire"](
+                    keys=[self._lease_key(network_id), epoch_key],
+                    args=[self.node, self._lease_ms, self._epoch],
+                )
             )
+        if result < 0:
+            self.paused_until = time.monotonic() + self.lease_seconds
+            log.warning(
+                "irc cluster: Redis lost the leases (a restart?): taking none for %.0f s, "
+                "while their owners take them back",
+                self.lease_seconds,
+            )
+            async with self._redis("read the lease epoch"):
+                await self._adopt_epoch()
+            return False
         return bool(result)
+
+    async def _adopt_epoch(self) -> None:
+        key = f"{self.prefix}:epoch"
+        await self._client.set(key, uuid.uuid4().hex, nx=True)
+        value = await self._client.get(key)
+        self._epoch = value.decode() if value else ""
 
     async def renew(self, network_ids: list[int]) -> set[int]:
         if not network_ids:

@@ -11,6 +11,7 @@ conversations other processes created (:meth:`ScaleOut._on_notice`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import Any
 
@@ -39,9 +40,16 @@ class ScaleOut(Inbound):
     def _drop_network(self, network_id: int) -> list[int]:
         raise NotImplementedError
 
-    async def _acquire(self, network_id: int) -> bool:
+    async def _acquire(self, network_id: int, *, ours: bool = False) -> bool:
+        """Take the network's free lease; or, when it is ``ours`` (a reload),
+        keep it. No free lease is taken while Redis's owners take theirs back
+        after Redis lost its data (``cluster.paused_until``)."""
         started = time.monotonic()
-        if not await self.cluster.acquire(network_id):
+        if ours:
+            held = network_id in await self.cluster.renew([network_id])
+        else:
+            held = started >= self.cluster.paused_until and await self.cluster.acquire(network_id)
+        if not held:
             return False
         self._lease_until[network_id] = started + self.cluster.lease_seconds
         return True
@@ -76,6 +84,9 @@ class ScaleOut(Inbound):
         else:
             self._lease_until.update((n, started + self.cluster.lease_seconds) for n in held)
             ok = True
+            for network_id in held - set(self._running):  # stopped (and released) meanwhile
+                with contextlib.suppress(IrcUnavailable):
+                    await self.cluster.release(network_id)
         for network_id in owned:
             if network_id not in held and network_id in self._running:
                 log.warning("irc network %d: lease lost or at risk: disconnecting", network_id)

@@ -176,7 +176,7 @@ class IrcService(ScaleOut):
         """Whether this process runs the network's connection (scale-out: holds its lease)."""
         return network_id in self._running
 
-    async def connect(self, network_id: int) -> None:
+    async def connect(self, network_id: int, *, ours: bool = False) -> None:
         """Start (or keep) the network's connection and remember it as enabled."""
         network = await self._network(network_id)
         host, port = str(network.config.get("host", "")), int(network.config.get("port", 6697))
@@ -187,7 +187,7 @@ class IrcService(ScaleOut):
             )
         if network_id in self._running or self._closed:
             return
-        if self.cluster.shared and not await self._acquire(network_id):
+        if self.cluster.shared and not await self._acquire(network_id, ours=ours):
             return  # another process holds it, connected
         self._start(network)
 
@@ -219,7 +219,7 @@ class IrcService(ScaleOut):
         """After an edit: a connected network reconnects with its new config."""
         if network_id in self._running:
             await self._stop(network_id, "reconfiguring", release=False)
-            await self.connect(network_id)
+            await self.connect(network_id, ours=True)
         elif self.cluster.shared and not forwarded:
             with contextlib.suppress(IrcNotConnected):
                 await self._forward(network_id, "reload", {})
