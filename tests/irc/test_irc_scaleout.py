@@ -161,15 +161,17 @@ async def test_one_owner_sends_and_commands_through_the_other_and_takeover(
     bob = await Watcher.join(inspircd.port, "bob", CHANNEL)
     a = await build_services(scaleout_settings)
     b = await build_services(scaleout_settings)
-    # REST on the second process (in-process ASGI: the API, not the sockets, is under test)
-    transport = httpx.ASGITransport(app=create_app(b))
-    http = httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1", timeout=10)
+    http: httpx.AsyncClient | None = None
     closed_a = False
     try:
         nid, ada = await add_network(a, inspircd.port)
         await a.irc.connect(nid)
         owner, other = (a, b) if a.irc.runs(nid) else (b, a)
         assert owner.irc.runs(nid) and not other.irc.runs(nid)
+        # REST on the process that does not run the network (in-process ASGI: the API
+        # is under test, not the sockets)
+        transport = httpx.ASGITransport(app=create_app(other))
+        http = httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1", timeout=10)
         await eventually(lambda: hubbub_joins(bob), timeout=15)
 
         # the other process knows the state and the channel, from what the owner shared
@@ -191,39 +193,39 @@ async def test_one_owner_sends_and_commands_through_the_other_and_takeover(
         assert owner.irc.runs(nid) and not other.irc.runs(nid)
 
         # a message sent through the other process: committed once, on IRC once
-        token, _ = await b.accounts.create_token(ada, "test")
+        token, _ = await other.accounts.create_token(ada, "test")
         http.headers["Authorization"] = f"Bearer {token}"
-        if b is other:  # over REST, like a browser
-            r = await http.post(
-                f"/api/conversations/{cid}/messages", json={"text": "hello from b", "nonce": "n1"}
-            )
-            assert r.status_code in (200, 201), r.text
-        else:
-            await other.hub.post(ada, cid, "hello from b", nonce="n1")
+        r = await http.post(  # over REST, like a browser
+            f"/api/conversations/{cid}/messages", json={"text": "hello from b", "nonce": "n1"}
+        )
+        assert r.status_code in (200, 201), r.text
         await eventually(lambda: bob.seen(rf"PRIVMSG {re.escape(CHANNEL)} :hello from b$"))
         # the echo comes back to the owner, and is not stored a second time
-        await eventually(lambda: stored_meta(a, cid, "hello from b"))
+        await eventually(lambda: stored_meta(owner, cid, "hello from b"))
         await asyncio.sleep(0.5)
         assert len(bob.seen("hello from b")) == 1
-        stored = [m for m in await a.store.history(cid, limit=100) if m.text == "hello from b"]
+        stored = [m for m in await owner.store.history(cid, limit=100) if m.text == "hello from b"]
         assert len(stored) == 1 and stored[0].kind is MessageKind.TEXT
+        assert await rows_with_text(scaleout_settings, "hello from b") == 1  # the table itself
 
         # a command through the other process, run by the owner
         result = await other.irc.command(nid, "/msg bob psst from the command", cid)
         assert result == {"done": "msg"}
         await eventually(lambda: bob.seen(r"PRIVMSG bob :psst from the command$"))
-        if b is other:
-            r = await http.post(
-                f"/api/networks/{nid}/command",
-                json={"command": "/me waves from b", "conversation": cid},
-            )
-            assert r.status_code == 200, r.text
-            assert r.json() == {"done": "me"}
-            await eventually(
-                lambda: bob.seen(rf"PRIVMSG {re.escape(CHANNEL)} :\x01ACTION waves from b\x01$")
-            )
-            r = await http.get(f"/api/networks/{nid}")
-            assert r.json()["state"] == "connected" and r.json()["current_nick"] == "ada"
+        r = await http.post(
+            f"/api/networks/{nid}/command",
+            json={"command": "/me waves from b", "conversation": cid},
+        )
+        assert r.status_code == 200, r.text
+        assert r.json() == {"done": "me"}
+        await eventually(
+            lambda: bob.seen(rf"PRIVMSG {re.escape(CHANNEL)} :\x01ACTION waves from b\x01$")
+        )
+        r = await http.get(f"/api/networks/{nid}")
+        assert r.json()["state"] == "connected" and r.json()["current_nick"] == "ada"
+        r = await http.get(f"/api/conversations/{cid}/irc-members")
+        assert r.status_code == 200, r.text
+        assert {m["nick"] for m in r.json()["members"]} == {"ada", "bob"}
 
         # the owner goes away without releasing its lease (as if it died):
         # the other takes over once the lease has expired, and connects once
@@ -246,11 +248,22 @@ async def test_one_owner_sends_and_commands_through_the_other_and_takeover(
         await eventually(lambda: bob.seen(rf"PRIVMSG {re.escape(CHANNEL)} :after the takeover$"))
         print(f"takeover after {took:.2f}s (lease {LEASE}s)")
     finally:
-        await http.aclose()
+        if http is not None:
+            await http.aclose()
         await bob.close()
         if not closed_a:
             await close_services(a)
         await close_services(b)
+
+
+async def rows_with_text(settings: Settings, text: str) -> int:
+    """Messages with this text in the PostgreSQL table, past every cache."""
+    dsn = sa.make_url(settings.database_url).set(drivername="postgresql")
+    conn = await asyncpg.connect(dsn.render_as_string(hide_password=False))
+    try:
+        return int(await conn.fetchval("SELECT count(*) FROM messages WHERE text = $1", text))
+    finally:
+        await conn.close()
 
 
 async def stored_meta(services: Services, cid: int, text: str) -> bool:
