@@ -30,6 +30,7 @@ import argparse
 import asyncio
 import json
 import random
+import resource
 import sqlite3
 import statistics
 import sys
@@ -106,6 +107,13 @@ async def durable(args: argparse.Namespace) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
         t_end = loop.time() + args.warmup + args.duration
         t_measure = loop.time() + args.warmup
+        cpu: list[float] = []  # this process's CPU seconds at t_measure and at the end
+
+        def cpu_now() -> float:
+            usage = resource.getrusage(resource.RUSAGE_SELF)
+            return usage.ru_utime + usage.ru_stime
+
+        loop.call_at(t_measure, lambda: cpu.append(cpu_now()))
         if args.rate <= 0:
 
             async def worker() -> None:
@@ -118,8 +126,14 @@ async def durable(args: argparse.Namespace) -> dict[str, Any]:
                         latencies.append(t1 - t0)
 
             await asyncio.gather(*(worker() for _ in range(args.concurrency)))
+            cpu.append(cpu_now())
         else:
-            tasks: list[asyncio.Task[None]] = []
+            # Only the appends in flight are kept: holding every finished task
+            # (20,000 in a 4 s run) made the bench's own heap grow until the
+            # garbage collector's full passes stopped the loop for ~50 ms, twice
+            # a run, which was most of the ack p99 it reported
+            # (bench/notes-durable.md).
+            tasks: set[asyncio.Task[None]] = set()
 
             async def one(due: float, measured: bool) -> None:
                 nonlocal acked
@@ -137,9 +151,12 @@ async def durable(args: argparse.Namespace) -> dict[str, Any]:
                     break
                 if due > now:
                     await asyncio.sleep(due - now)
-                tasks.append(asyncio.create_task(one(due, due >= t_measure)))
+                task = asyncio.create_task(one(due, due >= t_measure))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
                 i += 1
             await asyncio.gather(*tasks)
+            cpu.append(cpu_now())
         stats = store.writer_stats
         # Every acked message stored exactly once, with dense seqs.
         async with store.engine.connect() as conn:
@@ -172,6 +189,12 @@ async def durable(args: argparse.Namespace) -> dict[str, Any]:
             "batches": stats.batches,
             "mean_batch": round(stats.messages / stats.batches, 1) if stats.batches else 0,
             "largest_batch": stats.largest_batch,
+            # CPU of this process (loop, writer, aiosqlite's thread) per acked
+            # message while measured: what each ack costs, whatever else runs
+            # on the core (the latencies are not: they wait for the core).
+            "cpu_us_per_ack": round((cpu[-1] - cpu[0]) / acked * 1e6, 1)
+            if len(cpu) == 2 and acked
+            else None,
         }
     finally:
         if args.schema and args.drop_schema:
