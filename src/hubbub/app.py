@@ -148,6 +148,11 @@ async def build_services(settings: Settings, *, metrics: Metrics | None = None) 
         make_irc_cluster(settings),
     )
     hub.outbound = irc
+    metrics.gauge_from(
+        "hubbub_irc_networks_running",
+        "IRC networks this process runs (several processes: holds the lease of).",
+        lambda: float(irc.running_count()),
+    )
     try:
         await irc.start()  # networks that were connected come back
     except BaseException:

@@ -226,6 +226,8 @@ async def test_one_owner_sends_and_commands_through_the_other_and_takeover(
         r = await http.get(f"/api/conversations/{cid}/irc-members")
         assert r.status_code == 200, r.text
         assert {m["nick"] for m in r.json()["members"]} == {"ada", "bob"}
+        assert "hubbub_irc_networks_running 0.0" in (await http.get("/metrics")).text
+        assert owner.irc.running_count() == 1
 
         # the owner goes away without releasing its lease (as if it died):
         # the other takes over once the lease has expired, and connects once
@@ -243,6 +245,7 @@ async def test_one_owner_sends_and_commands_through_the_other_and_takeover(
         assert other.irc.runs(nid)
         assert took >= LEASE / 2, f"taken over after {took:.2f}s, before the lease expired"
         assert took <= scaled(LEASE + LEASE / 3 + 5), f"taken over after {took:.2f}s"
+        assert "hubbub_irc_networks_running 1.0" in (await http.get("/metrics")).text
         await eventually(lambda: other.irc.state(nid)["state"] == "connected")
         await other.hub.post(ada, cid, "after the takeover")
         await eventually(lambda: bob.seen(rf"PRIVMSG {re.escape(CHANNEL)} :after the takeover$"))

@@ -172,6 +172,10 @@ class IrcService(ScaleOut):
             "error": running.error or running.conn.last_error,
         }
 
+    def running_count(self) -> int:
+        """How many networks this process runs (the ``hubbub_irc_networks_running`` gauge)."""
+        return len(self._running)
+
     def runs(self, network_id: int) -> bool:
         """Whether this process runs the network's connection (scale-out: holds its lease)."""
         return network_id in self._running
