@@ -269,6 +269,18 @@ async def rows_with_text(settings: Settings, text: str) -> int:
         await conn.close()
 
 
+async def store_of_channel(settings: Settings, network_id: int) -> int | None:
+    """The id of the channel's conversation in the PostgreSQL table, once it is there."""
+    dsn = sa.make_url(settings.database_url).set(drivername="postgresql")
+    conn = await asyncpg.connect(dsn.render_as_string(hide_password=False))
+    try:
+        sql = "SELECT id FROM conversations WHERE network_id = $1 AND name = $2"
+        found = await conn.fetchval(sql, network_id, CHANNEL)
+        return None if found is None else int(found)
+    finally:
+        await conn.close()
+
+
 async def stored_meta(services: Services, cid: int, text: str) -> bool:
     """Whether the stored message got the echo's msgid (the owner matched the echo)."""
     found = [m for m in await services.store.history(cid, limit=100) if m.text == text]
@@ -532,8 +544,13 @@ async def test_owner_killed_the_other_takes_over(
         async with asyncio.timeout(scaled(30)):
             assert await owner.stdout.readline() == b"ready\n"
         await eventually(lambda: hubbub_joins(bob), timeout=15)
+        conversation = await eventually(lambda: store_of_channel(scaleout_settings, nid))
         other = await build_services(scaleout_settings)
-        await eventually(lambda: other.irc.state(nid)["state"] == "connected")
+        # started after the owner connected: state and members from what it keeps in Redis
+        assert other.irc.state(nid)["state"] == "connected"
+        assert other.irc.handles(conversation)
+        cid = conversation
+        await eventually(lambda: {m["nick"] for m in other.irc.members(cid)} == {"ada", "bob"})
         await asyncio.sleep(LEASE)  # claim rounds: the lease is held, nothing to take
         assert not other.irc.runs(nid) and len(hubbub_joins(bob)) == 1
 

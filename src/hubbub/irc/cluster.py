@@ -19,13 +19,14 @@ Beside the leases, one pub/sub channel, ``<redis_channel>:irc``, carries
   raises :class:`~hubbub.irc.policy.IrcUnavailable` (503). A request id is
   served once even if it arrives twice;
 - **notices** from the owner to every process: the network's state, a
-  channel's members, a conversation created or closed, a network forgotten.
+  conversation created or closed, a network forgotten. (A channel's members
+  reach every process as the ``irc_members`` user events of the event bus.)
   The last state and member list are also kept in two Redis hashes, read when
   a process starts and after its subscription came back, so every process can
   answer reads.
 
 Messages are JSON objects; ``t`` says which kind (``req``, ``rep``, ``state``,
-``members``, ``conv``, ``drop``, ``forget``).
+``conv``, ``drop``, ``forget``).
 """
 
 from __future__ import annotations
@@ -314,10 +315,9 @@ class RedisCluster(LocalCluster):
         await self._share(f"{self.prefix}:state", network_id, data, orjson.dumps(state))
 
     async def share_members(self, conversation_id: int, members: list[dict[str, str]]) -> None:
-        data = orjson.dumps(
-            {"t": "members", "conversation": conversation_id, "members": members, "from": self.node}
-        )
-        await self._share(f"{self.prefix}:members", conversation_id, data, orjson.dumps(members))
+        """Kept for processes that start later; the changes themselves reach the
+        running ones as the ``irc_members`` user events of the event bus."""
+        await self._share(f"{self.prefix}:members", conversation_id, None, orjson.dumps(members))
 
     async def forget_shared(self, network_id: int, conversation_ids: Iterable[int]) -> None:
         try:
@@ -359,14 +359,15 @@ class RedisCluster(LocalCluster):
         async with self._redis("reach the other Hubbub processes"):
             await self._client.publish(self.channel, orjson.dumps(body))
 
-    async def _share(self, key: str, field: int, notice: bytes, value: bytes) -> None:
+    async def _share(self, key: str, field: int, notice: bytes | None, value: bytes) -> None:
         try:
             async with (
                 self._redis("share an IRC network's state"),
                 self._client.pipeline(transaction=False) as pipe,
             ):
                 pipe.hset(key, field, value)
-                pipe.publish(self.channel, notice)
+                if notice is not None:
+                    pipe.publish(self.channel, notice)
                 await pipe.execute()
         except IrcUnavailable as exc:
             log.warning("irc cluster: %s", exc.message)

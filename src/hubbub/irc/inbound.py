@@ -474,7 +474,7 @@ class Inbound:
             await self.cluster.share_members(conversation.id, members)
         if network.user_id is None:
             return
-        payload = dumps(
+        payload = dumps(  # "type" first: other processes recognise it by its start
             {"type": "irc_members", "conversation": conversation.id, "members": members}
         )
         await self.bus.publish(

@@ -15,12 +15,17 @@ import contextlib
 import time
 from typing import Any
 
+import orjson
+
+from ..core.events import Event as BusEvent
+from ..core.events import Scope
 from ..core.model import Conversation, ConversationKind, Network, NetworkKind, Visibility, irc_fold
 from ..core.ports import Store
 from .inbound import Inbound, log
 from .policy import IrcNotConnected, IrcPolicy, IrcUnavailable
 
 DISCONNECTED: dict[str, Any] = {"state": "disconnected", "nick": None, "error": None}
+_MEMBERS_EVENT = b'{"type":"irc_members",'  # how Inbound._publish_members begins its payload
 
 
 class ScaleOut(Inbound):
@@ -132,6 +137,20 @@ class ScaleOut(Inbound):
                 log.warning("irc network %d not claimed: %s", network_id, exc.message)
                 return
 
+    def _on_bus_event(self, event: BusEvent) -> None:
+        """A member list, from the ``irc_members`` user event its owner published
+        (whole lists, in the bus's one order: the last one is the list now)."""
+        cid = event.conversation_id
+        if cid is None or event.scope is not Scope.USER:
+            return
+        if not event.payload.startswith(_MEMBERS_EVENT):
+            return
+        found = self._conversations.get(cid)
+        if found is not None and found[0] in self._running:
+            return  # ours: kept first-hand, this copy may be older
+        with contextlib.suppress(ValueError, KeyError, TypeError):
+            self._members[cid] = list(orjson.loads(event.payload)["members"])
+
     async def _forward(self, network_id: int, op: str, body: dict[str, Any]) -> Any:
         """Have the process that runs the network do ``op``; IrcNotConnected when none does."""
         holder = await self.cluster.holder(network_id)
@@ -144,8 +163,6 @@ class ScaleOut(Inbound):
         kind = body["t"]
         if kind == "state":
             self._remote_state[int(body["network"])] = dict(body["state"])
-        elif kind == "members":
-            self._members[int(body["conversation"])] = list(body["members"])
         elif kind == "conv":
             self._remember(
                 Conversation(

@@ -119,6 +119,8 @@ class IrcService(ScaleOut):
         self._members: dict[int, list[dict[str, str]]] = {}
         self._anchors: dict[tuple[int, str], Anchor] = {}
         self._closed = False
+        if self.cluster.shared:  # member lists of networks other processes run
+            bus.add_listener(self._on_bus_event)
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -132,7 +134,7 @@ class IrcService(ScaleOut):
             return
         if self.cluster.shared:
             await self.cluster.start(self._serve_request, self._on_notice, self._resync)
-            await self._resync(reload=False)
+            await self._resync()  # again, now subscribed: nothing created meanwhile is missed
             await self._claim()
             self._claimer = asyncio.create_task(self._lease_loops(), name="irc-leases")
             return
