@@ -276,3 +276,37 @@ async def test_payloads_are_encoded_once_while_cached() -> None:
     assert message_payload(outside) == encode_message(outside)
     tail.forget_all()
     assert not any(id(m) in tail_module._ENCODED for m in got)
+
+
+async def test_back_to_back_end_checks_wait_a_little_to_share_a_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A storm's requests trickle in: each end check after another at once waits
+    ``coalesce`` first, so reads are bounded per second, not per request."""
+    store = FakeStore()
+    store.add(1, 60)
+    tail = HistoryTail(store.history, coalesce=0.005)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+
+    async def client(k: int) -> list[Message]:
+        await asyncio.sleep(k * 0.0005)
+        return await tail.history(1, after=10, limit=100)
+
+    pages = await asyncio.gather(*(client(k) for k in range(400)))
+    elapsed = loop.time() - started
+    assert all(ids(p) == ids(store.expected(1, 10, 100)) for p in pages)
+    assert store.reads <= elapsed / 0.005 + 1 < 400 / 4
+    # after a quiet spell the next end check starts at once
+    await asyncio.sleep(0.02)
+    store.add(1, 1)
+    slept: list[float] = []
+    real_sleep = asyncio.sleep
+
+    def sleep(delay: float) -> Any:
+        slept.append(delay)
+        return real_sleep(delay)
+
+    monkeypatch.setattr(asyncio, "sleep", sleep)
+    assert [m.seq for m in await tail.history(1, after=60, limit=100)] == [61]
+    assert slept == [0]  # the fake store's own yield, no wait before the read

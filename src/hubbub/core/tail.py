@@ -135,6 +135,7 @@ class _Round:
 class _Tail:
     __slots__ = (
         "built",
+        "checked",
         "conversation_id",
         "dead",
         "lo",
@@ -157,6 +158,7 @@ class _Tail:
         self.dead = False  # dropped: results of reads in flight are thrown away
         self.next_round: _Round | None = None
         self.task: asyncio.Task[None] | None = None
+        self.checked = float("-inf")  # loop time the last end check ended
 
     @property
     def hi(self) -> int:
@@ -183,8 +185,12 @@ class HistoryTail:
         max_messages: int = 500,
         max_bytes: int = 64 << 20,
         ttl: float = 30.0,
+        coalesce: float = 0.005,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``coalesce``: seconds an end check waits when it follows another at
+        once, so that more of a storm's requests share its read (an end check
+        after a quiet spell starts at once)."""
         if max_messages < 1:
             raise ValueError("max_messages must be at least 1")
         self._read = read
@@ -192,6 +198,7 @@ class HistoryTail:
         self.max_bytes = max_bytes
         self.max_entry_bytes = max(max_bytes // 8, 1)
         self.ttl = ttl
+        self.coalesce = coalesce
         self._clock = clock
         self._batch = min(max_messages + 1, MAX_PAGE)  # rows per read of the tail's own
         self._tails: collections.OrderedDict[int, _Tail] = collections.OrderedDict()
@@ -278,8 +285,16 @@ class HistoryTail:
 
     async def _rounds(self, tail: _Tail) -> None:
         """Run end checks while waiters come; each starts after its waiters arrived."""
+        loop = asyncio.get_running_loop()
         try:
             while not tail.dead and tail.next_round is not None:
+                wait = tail.checked + self.coalesce - loop.time()
+                if (
+                    wait > 0
+                ):  # right after another: let more join (the read still starts after them)
+                    await asyncio.sleep(wait)
+                    if tail.dead:
+                        break
                 current, tail.next_round = tail.next_round, None
                 self.stats.rounds += 1
                 try:
@@ -296,6 +311,7 @@ class HistoryTail:
                         exc,
                     )
                 finally:
+                    tail.checked = loop.time()
                     current.done.set()
         finally:
             tail.task = None
