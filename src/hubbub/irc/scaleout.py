@@ -155,6 +155,8 @@ class ScaleOut(Inbound):
         """Have the process that runs the network do ``op``; IrcNotConnected when none does."""
         holder = await self.cluster.holder(network_id)
         if holder is None or holder == self.cluster.node:
+            if network_id not in self._running:  # nobody runs it: stop saying otherwise
+                self._remote_state[network_id] = DISCONNECTED
             raise IrcNotConnected("this IRC network is not connected")
         return await self.cluster.request(holder, op, {**body, "network": network_id})
 
