@@ -17,6 +17,7 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -32,7 +33,10 @@ from hubbub.irc.cluster import RedisCluster
 from hubbub.irc.policy import IrcNotConnected, IrcUnavailable
 from hubbub.store import open_store
 from hubbub.web.deps import Services
-from testenv import scaled
+from testenv import RunningServer, scaled, start_server
+
+sys.path.insert(0, str(Path(__file__).parent.parent / "ws"))
+from wshelp import Account, LiveServer, open_client
 
 LEASE = 1.5  # seconds: short, so a takeover is quick to test
 CHANNEL = "#scale"
@@ -162,6 +166,7 @@ async def test_one_owner_sends_and_commands_through_the_other_and_takeover(
     a = await build_services(scaleout_settings)
     b = await build_services(scaleout_settings)
     http: httpx.AsyncClient | None = None
+    web: RunningServer | None = None
     closed_a = False
     try:
         nid, ada = await add_network(a, inspircd.port)
@@ -208,6 +213,19 @@ async def test_one_owner_sends_and_commands_through_the_other_and_takeover(
         assert len(stored) == 1 and stored[0].kind is MessageKind.TEXT
         assert await rows_with_text(scaleout_settings, "hello from b") == 1  # the table itself
 
+        # the same over a WebSocket of the other process: acked, on IRC once, stored once
+        web = await start_server(other)
+        secret, session = await other.accounts.start_session(ada, "127.0.0.1", "pytest")
+        ws = await open_client(LiveServer(other, web.port), Account(ada, token, secret, session.id))
+        await ws.send(op="send", nonce="w1", conversation=cid, text="hello over the socket")
+        ack = await ws.expect("ack", nonce="w1")
+        assert ack["conversation"] == cid
+        await eventually(lambda: bob.seen(rf"PRIVMSG {re.escape(CHANNEL)} :hello over the socket$"))
+        await ws.close()
+        await eventually(lambda: stored_meta(owner, cid, "hello over the socket"))
+        assert await rows_with_text(scaleout_settings, "hello over the socket") == 1
+        assert len(bob.seen("hello over the socket")) == 1
+
         # a command through the other process, run by the owner
         result = await other.irc.command(nid, "/msg bob psst from the command", cid)
         assert result == {"done": "msg"}
@@ -253,6 +271,8 @@ async def test_one_owner_sends_and_commands_through_the_other_and_takeover(
     finally:
         if http is not None:
             await http.aclose()
+        if web is not None:
+            await web.stop()
         await bob.close()
         if not closed_a:
             await close_services(a)
