@@ -595,3 +595,16 @@ async def test_owner_killed_the_other_takes_over(
         await bob.close()
         if other is not None:
             await close_services(other)
+
+
+def test_errors_from_another_process_keep_their_class_and_code() -> None:
+    from hubbub.core.errors import HubbubError, NotFound
+    from hubbub.irc.cluster import remote_error
+    from hubbub.irc.policy import IrcSendQueueFull
+
+    error = remote_error({"code": "irc_not_connected", "status": 409, "message": "not here"})
+    assert isinstance(error, IrcNotConnected) and error.message == "not here"
+    assert isinstance(remote_error({"code": "irc_send_queue_full"}), IrcSendQueueFull)
+    assert type(remote_error({"code": "not_found", "status": 404})) is NotFound
+    odd = remote_error({"code": "brand_new", "status": 418, "message": "?"})
+    assert type(odd) is HubbubError and (odd.code, odd.status) == ("brand_new", 418)
