@@ -2,14 +2,19 @@
 
 The thin asyncio layer around :class:`~hubbub.protocols.session.Session`
 (STYLE.md, 2): check the Origin and the credential at the handshake, accept,
-register with the :class:`~hubbub.web.fanout.Fanout`, send ``ready``, then
-feed the session the client's frames (read through ASGI ``receive``: inbound
-traffic is low-rate) and run what it asks for: Hub calls in order, catch-up
-reads one at a time. Everything outbound goes through the fan-out's pending
-lists and is written straight to the transport by
-:class:`~hubbub.web.wsproto.HubbubWebSocketProtocol`; under another server,
-without that protocol, :class:`AsgiWriter` sends through ASGI instead: the
-same protocol, slower.
+register with the :class:`~hubbub.web.fanout.Fanout`, send ``ready``
+(:func:`new_connection`, :func:`announce`), then feed the session the
+client's frames and run what it asks for: Hub calls in order, catch-up reads
+one at a time; :func:`finish` at the end.
+
+Two ways in, one behaviour. Under Hubbub's uvicorn protocol class
+(:class:`~hubbub.web.wsproto.HubbubWebSocketProtocol`) there is no ASGI at
+all: it parses the frames itself and calls :meth:`WsConnection.receive`, and
+an idle connection runs no task. Under any other server, the ASGI endpoint
+(:func:`serve_websocket`) reads frames through ``receive`` and writes through
+:class:`AsgiWriter`: the same protocol, slower. Everything outbound goes
+through the fan-out's pending lists, written straight to the transport when
+the protocol class is Hubbub's.
 """
 
 from __future__ import annotations
