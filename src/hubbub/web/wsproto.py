@@ -153,6 +153,14 @@ def _address(info: Any) -> tuple[str, int] | None:
     return None
 
 
+def _log_upgrade(scope: dict[str, Any], outcome: str) -> None:
+    """uvicorn's line for an upgrade (it logged these for the ASGI path)."""
+    if log.isEnabledFor(logging.INFO):
+        client = scope.get("client")
+        peer = f"{client[0]}:{client[1]}" if client else "-"
+        log.info('%s - "WebSocket %s" %s', peer, scope["path"], outcome)
+
+
 class HubbubWebSocketProtocol(asyncio.Protocol):
     __slots__ = (
         "_app_state",
@@ -299,7 +307,7 @@ class HubbubWebSocketProtocol(asyncio.Protocol):
             self._refuse(exc.status, exc.message, headers=exc.headers)
             return
         if origin_refused(services.settings, scope):
-            self._deny(*BAD_ORIGIN)
+            self._deny(*BAD_ORIGIN, scope=scope)
             return
         self.services = services
         self._state = _AUTH
@@ -325,17 +333,11 @@ class HubbubWebSocketProtocol(asyncio.Protocol):
         if self._state == _CLOSED:
             return
         if principal is None:
-            self._deny(*UNAUTHORIZED)
+            self._deny(*UNAUTHORIZED, scope=scope)
             return
         transport = self.transport
         transport.write(accept_response(key, self._server_state.default_headers))
-        if log.isEnabledFor(logging.INFO):
-            client = scope.get("client")
-            log.info(
-                '%s - "WebSocket %s" [accepted]',
-                f"{client[0]}:{client[1]}" if client else "-",
-                scope["path"],
-            )
+        _log_upgrade(scope, "[accepted]")
         self._state = _OPENING
         self.busy = True
         self._reader = Reader(HARD_FRAME_CAP)
@@ -356,7 +358,8 @@ class HubbubWebSocketProtocol(asyncio.Protocol):
     def _refuse(self, status: int, message: str, headers: tuple[tuple[str, str], ...] = ()) -> None:
         self._respond(status, message.encode(), b"text/plain; charset=utf-8", headers)
 
-    def _deny(self, status: int, code: str, message: str) -> None:
+    def _deny(self, status: int, code: str, message: str, scope: dict[str, Any]) -> None:
+        _log_upgrade(scope, str(status))
         body = orjson.dumps({"code": code, "message": message})
         self._respond(status, body, b"application/json")
 
