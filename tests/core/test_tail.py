@@ -310,3 +310,16 @@ async def test_back_to_back_end_checks_wait_a_little_to_share_a_read(
     monkeypatch.setattr(asyncio, "sleep", sleep)
     assert [m.seq for m in await tail.history(1, after=60, limit=100)] == [61]
     assert slept == [0]  # the fake store's own yield, no wait before the read
+
+
+async def test_close_stops_end_checks_in_flight() -> None:
+    store = FakeStore()
+    store.add(1, 10)
+    tail = HistoryTail(store.history)
+    store.gate = asyncio.Event()  # the read never finishes by itself
+    waiting = asyncio.create_task(tail.history(1, after=0, limit=100))
+    await asyncio.sleep(0.01)
+    store.gate = None  # the waiter's own read after the close goes through
+    await tail.close()
+    assert [m.seq for m in await waiting] == list(range(1, 11))
+    assert len(tail) == 0 and tail.size == 0

@@ -442,6 +442,14 @@ class HistoryTail:
         for tail in list(self._tails.values()):
             self._drop(tail)
 
+    async def close(self) -> None:
+        """Drop everything and stop the end checks still reading (the store is closing)."""
+        tasks = [t.task for t in self._tails.values() if t.task is not None]
+        self.forget_all()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
     # -- introspection ----------------------------------------------------------------
     @property
     def size(self) -> int:
@@ -529,7 +537,7 @@ class TailedStore:
             self.tail.forget_message(message_id)
 
     async def close(self) -> None:
-        self.tail.forget_all()
+        await self.tail.close()
         await self.inner.close()
 
 
