@@ -323,3 +323,31 @@ async def test_close_stops_end_checks_in_flight() -> None:
     await tail.close()
     assert [m.seq for m in await waiting] == list(range(1, 11))
     assert len(tail) == 0 and tail.size == 0
+
+
+async def test_a_new_conversation_never_sees_what_was_cached_under_its_id(services) -> None:
+    """SQLite reuses the highest rowid: a conversation deleted by another process
+    (``hubbub user remove``) can come back under the same id."""
+    from hubbub.core.model import ConversationKind, Visibility
+    from hubbub.core.tail import TailedStore
+
+    store = services.store
+    assert isinstance(store, TailedStore)
+    alice = await services.accounts.register("alice", "long enough pw", trusted=True)
+    room = await services.hub.create_room(alice, "old")
+    rid = room.conversation.id
+    for i in range(30):
+        await services.hub.post(alice, rid, f"old {i}")
+    assert len(await store.history(rid, after=0, limit=20)) == 20
+    assert store.tail.span(rid) is not None
+    await store.inner.delete_conversation(rid)  # as another process would: the tail is not told
+    again = await store.create_conversation(
+        network_id=1,
+        kind=ConversationKind.ROOM,
+        name="new",
+        visibility=Visibility.PUBLIC,
+        owner_id=alice.id,
+    )
+    assert again.id == rid  # the id came back
+    assert store.tail.span(again.id) is None
+    assert all(not m.text.startswith("old") for m in await store.history(again.id, after=0))

@@ -37,7 +37,9 @@ Correctness rules (DESIGN.md, "Flow of one message", 3: no gap, no duplicate):
   keys a message and adds to its ``meta``: that message's conversation). A
   change made by *another* process is seen when the tail is read again,
   ``ttl`` seconds after it was built at the latest (deletions at the next
-  end check, by the overlap's id).
+  end check, by the overlap's id). A conversation created here drops whatever
+  is cached under its id (SQLite reuses the highest rowid, and ``hubbub user
+  remove`` deletes from a process of its own).
 
 Bounds: at most ``max_messages`` per conversation and ``max_bytes`` (an
 estimate of the JSON and the Python objects) over all conversations, the
@@ -56,7 +58,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from .events import dumps
-from .model import Message
+from .model import Conversation, ConversationKind, Message, Visibility
 from .ports import Store
 
 log = logging.getLogger(__name__)
@@ -510,6 +512,44 @@ class TailedStore:
         self, conversation_id: int, *, after: int | None = None, limit: int = 50
     ) -> Awaitable[list[Message]]:
         return self.inner.history(conversation_id, after=after, limit=limit)
+
+    # A new conversation may have the id of one deleted elsewhere (SQLite reuses
+    # the highest rowid; ``hubbub user remove`` deletes in a process of its own):
+    # nothing cached under that id may be served for it.
+    async def create_conversation(
+        self,
+        *,
+        network_id: int,
+        kind: ConversationKind,
+        name: str,
+        visibility: Visibility,
+        topic: str = "",
+        owner_id: int | None = None,
+    ) -> Conversation:
+        made = await self.inner.create_conversation(
+            network_id=network_id,
+            kind=kind,
+            name=name,
+            visibility=visibility,
+            topic=topic,
+            owner_id=owner_id,
+        )
+        self.tail.forget(made.id)
+        return made
+
+    async def get_or_create_dm(self, user_a: int, user_b: int) -> tuple[Conversation, bool]:
+        dm, created = await self.inner.get_or_create_dm(user_a, user_b)
+        if created:
+            self.tail.forget(dm.id)
+        return dm, created
+
+    async def network_conversation(
+        self, network_id: int, owner_id: int, kind: ConversationKind, name: str
+    ) -> tuple[Conversation, bool]:
+        found, created = await self.inner.network_conversation(network_id, owner_id, kind, name)
+        if created:
+            self.tail.forget(found.id)
+        return found, created
 
     # Changes to stored messages: forget what they may have changed, once committed.
     async def delete_conversation(self, conversation_id: int) -> bool:
