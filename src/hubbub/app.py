@@ -101,6 +101,8 @@ async def build_services(settings: Settings, *, metrics: Metrics | None = None) 
         max_bytes=settings.history_tail_memory,
         ttl=settings.history_tail_ttl,
     )
+    for name, (doc, read) in store.tail.gauges().items():
+        metrics.gauge_from(f"hubbub_catchup_cache_{name}", doc, read)
     bus: Bus = CountingBus(make_bus(settings), metrics)
     hub = Hub(
         store,

@@ -160,6 +160,12 @@ async def test_messages_are_read_from_the_store_again_when_another_process_chang
         before = await store.history(rid, after=0, limit=50)
         assert [m.text for m in before][-5:] == [f"m{i}" for i in range(5)]
         assert store.tail.span(rid) is not None
+        assert await store.history(rid, after=2, limit=3) == before[2:5]  # from memory
+        assert services.metrics is not None
+        text = services.metrics.render().decode()
+        assert "hubbub_catchup_cache_answers 2.0" in text
+        assert "hubbub_catchup_cache_store_reads 1.0" in text
+        assert "hubbub_catchup_cache_bytes " in text
         await store.set_ext_key(sent[2].message.id, "key", {"msgid": "abc"})
         after = await store.history(rid, after=0, limit=50)
         assert [m.meta for m in after if m.id == sent[2].message.id] == [{"msgid": "abc"}]

@@ -453,6 +453,21 @@ class HistoryTail:
         await asyncio.gather(*tasks, return_exceptions=True)
 
     # -- introspection ----------------------------------------------------------------
+    def gauges(self) -> dict[str, tuple[str, Callable[[], float]]]:
+        """Name -> (description, read) of the figures worth exporting (``/metrics``)."""
+        stats = self.stats
+        return {
+            "answers": (
+                "Catch-up reads answered from the cache.",
+                lambda: float(stats.hits + stats.confirmed),
+            ),
+            "store_reads": (
+                "Database reads for catch-up: the cache's own and those it passed on.",
+                lambda: float(stats.reads + stats.direct),
+            ),
+            "bytes": ("Estimated bytes held by the catch-up cache.", lambda: float(self._bytes)),
+        }
+
     @property
     def size(self) -> int:
         """Estimated bytes held, all conversations."""
