@@ -290,10 +290,9 @@ class HistoryTail:
         loop = asyncio.get_running_loop()
         try:
             while not tail.dead and tail.next_round is not None:
+                # right after another check: let more join (the read still starts after them)
                 wait = tail.checked + self.coalesce - loop.time()
-                if (
-                    wait > 0
-                ):  # right after another: let more join (the read still starts after them)
+                if wait > 0:
                     await asyncio.sleep(wait)
                     if tail.dead:
                         break
