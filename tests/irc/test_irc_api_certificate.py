@@ -241,11 +241,6 @@ async def test_inspircd_sees_the_fingerprint_the_api_shows(
         await conn.stop()
 
 
-@pytest.mark.xfail(
-    reason="IrcService.network_config (irc/service.py) does not yet pass "
-    "certs.network_files(...) as client_cert/client_key",
-    strict=False,
-)
 async def test_connect_presents_the_network_certificate(
     server: RunningServer, http: httpx.AsyncClient, tmp_path: Path
 ) -> None:
