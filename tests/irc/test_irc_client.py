@@ -495,6 +495,15 @@ def test_bad_targets_and_raw_lines() -> None:
 # -- channels -----------------------------------------------------------------
 
 
+def test_names_of_a_channel_not_joined_is_a_reply() -> None:
+    h = registered()
+    h.feed(":srv 353 me = #other :@bob carol", ":srv 366 me #other :End of /NAMES list.")
+    assert h.events == [
+        Numeric("353", ("me", "=", "#other", "@bob carol"), FIXED_NOW),
+        Numeric("366", ("me", "#other", "End of /NAMES list."), FIXED_NOW),
+    ]
+
+
 def test_channel_events_and_names_with_prefixes() -> None:
     h = registered(caps="multi-prefix extended-join", isupport="PREFIX=(qov)~@+")
     h.client.join(["#a", "#b"])

@@ -65,8 +65,11 @@ log = logging.getLogger("hubbub.irc.service")
 
 MAX_PENDING_ECHOES = 100
 SERVER_BUFFER_KEY = "*"  # no nick or channel can be "*": the server buffer's name
-# Numerics left out of the server buffer: MOTD, NAMES and topic replies (shown elsewhere).
-_QUIET_NUMERICS = frozenset({"372", "375", "376", "353", "366", "332", "333", "422"})
+# Numerics left out of the server buffer: MOTD and topic replies (shown elsewhere).
+# NAMES replies (353/366) reach here only when no channel state took them (the
+# client turns those into a member list): ``/names #c`` of a channel we are not
+# in, so they are stored like any reply.
+_QUIET_NUMERICS = frozenset({"372", "375", "376", "332", "333", "422"})
 
 
 @dataclass

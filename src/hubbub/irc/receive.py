@@ -31,6 +31,7 @@ from .events import (
     MessageKind,
     Mode,
     Names,
+    Numeric,
     Part,
     Quit,
     Topic,
@@ -160,10 +161,23 @@ class Receiving:
             )
         ]
 
+    def _unabsorbed(self, line: Line) -> list[Event]:
+        """A NAMES reply no channel state takes (``/names #c`` of a channel we are
+        not in): a plain reply, for the server buffer."""
+        label = (line.tags or {}).get("label")
+        return [Numeric(line.command, tuple(line.params), self._time(line), label)]
+
+    def _on_353(self, line: Line, *_: object) -> list[Event]:
+        if len(line.params) < 3 or self.server.casefold(line.params[2]) in self.server.channels:
+            return []  # a channel we are in: its state took the names (Names at 366)
+        return self._unabsorbed(line)
+
     def _on_366(self, line: Line, *_: object) -> list[Event]:
+        if len(line.params) < 2:
+            return []
         channel = self.server.channels.get(self.server.casefold(line.params[1]))
         if channel is None:
-            return []
+            return self._unabsorbed(line)
         prefix = self.server.isupport.prefix
         members = []
         for cuser in channel.users.values():

@@ -1,0 +1,127 @@
+"""What a user of a persistent IRC client expects, against a real InspIRCd:
+``/names`` of a channel not joined answered in the server buffer, numeric
+replies with their exact parameters, queries that follow nick changes, sends
+that did not reach IRC marked so, and away while no browser is attached."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from ircservers import IrcServer
+from rawirc import RawIrc
+
+from testenv import RunningServer, scaled
+
+sys.path.insert(0, str(Path(__file__).parent.parent / "ws"))
+from wshelp import Account, make_account
+
+
+async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 15) -> Any:
+    async with asyncio.timeout(scaled(timeout)):
+        while True:
+            result = await check()
+            if result:
+                return result
+            await asyncio.sleep(0.1)
+
+
+@pytest.fixture
+async def ada(server: RunningServer) -> AsyncIterator[tuple[Account, httpx.AsyncClient]]:
+    account = await make_account(server.services, "ada")
+    auth = {"Authorization": f"Bearer {account.token}"}
+    async with httpx.AsyncClient(base_url=server.url, headers=auth, timeout=10) as http:
+        yield account, http
+
+
+async def add_network(http: httpx.AsyncClient, port: int, **extra: Any) -> dict[str, Any]:
+    body = {"name": "real", "host": "127.0.0.1", "port": port, "tls": False, "nick": "ada"}
+    r = await http.post("/api/networks", json={**body, **extra})
+    assert r.status_code == 201, r.text
+    network: dict[str, Any] = r.json()
+    await eventually(lambda: _connected(http, network["id"]))
+    return network
+
+
+async def _connected(http: httpx.AsyncClient, network_id: int) -> bool:
+    r = await http.get(f"/api/networks/{network_id}")
+    return bool(r.json()["state"] == "connected")
+
+
+async def conversation(
+    http: httpx.AsyncClient, network_id: int, name: str
+) -> dict[str, Any] | None:
+    convs = (await http.get("/api/conversations")).json()
+    return next(
+        (c for c in convs if c["network"] == network_id and c["name"].lower() == name.lower()),
+        None,
+    )
+
+
+async def messages(http: httpx.AsyncClient, conversation_id: int) -> list[dict[str, Any]]:
+    r = await http.get(f"/api/conversations/{conversation_id}/messages", params={"limit": 200})
+    assert r.status_code == 200, r.text
+    found: list[dict[str, Any]] = r.json()["messages"]
+    return found
+
+
+async def command(
+    http: httpx.AsyncClient, network_id: int, text: str, conversation_id: int | None = None
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"command": text}
+    if conversation_id is not None:
+        body["conversation"] = conversation_id
+    r = await http.post(f"/api/networks/{network_id}/command", json=body)
+    assert r.status_code == 200, r.text
+    result: dict[str, Any] = r.json()
+    return result
+
+
+async def test_names_of_a_channel_not_joined_is_answered_in_the_server_buffer(
+    inspircd: IrcServer, ada: tuple[Account, httpx.AsyncClient]
+) -> None:
+    _, http = ada
+    network = await add_network(http, inspircd.port, autojoin=["#mine"])
+    mine = await eventually(lambda: conversation(http, network["id"], "#mine"))
+    buffer = await eventually(lambda: conversation(http, network["id"], "*"))
+    bob = await RawIrc.connect(inspircd.port, "bob")
+    try:
+        await bob.send("JOIN #other")
+        await bob.expect(lambda line: b" 366 " in line)
+        await command(http, network["id"], "/names #other")
+
+        async def replies() -> list[dict[str, Any]] | None:
+            got = [
+                m
+                for m in await messages(http, buffer["id"])
+                if (m.get("meta") or {}).get("numeric") in ("353", "366")
+            ]
+            return got if len(got) >= 2 else None
+
+        names, end = await eventually(replies)
+        assert names["meta"]["numeric"] == "353" and end["meta"]["numeric"] == "366"
+        assert "#other" in names["text"] and "bob" in names["text"]
+        assert "#other" in end["text"]
+
+        # NAMES of a channel joined still feeds its member list, not the buffer
+        await command(http, network["id"], "/names", mine["id"])
+        await command(http, network["id"], "/names #other")
+        await eventually(lambda: _count_numeric(http, buffer["id"], "366", 2))
+        assert not [
+            m
+            for m in await messages(http, buffer["id"])
+            if "#mine" in m["text"] and (m.get("meta") or {}).get("numeric") in ("353", "366")
+        ]
+    finally:
+        await bob.close()
+    await http.post(f"/api/networks/{network['id']}/disconnect")
+
+
+async def _count_numeric(http: httpx.AsyncClient, conversation_id: int, code: str, n: int) -> bool:
+    got = await messages(http, conversation_id)
+    return len([m for m in got if (m.get("meta") or {}).get("numeric") == code]) >= n
