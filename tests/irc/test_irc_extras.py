@@ -107,6 +107,11 @@ async def test_names_of_a_channel_not_joined_is_answered_in_the_server_buffer(
         assert names["meta"]["numeric"] == "353" and end["meta"]["numeric"] == "366"
         assert "#other" in names["text"] and "bob" in names["text"]
         assert "#other" in end["text"]
+        # the exact parameters after our nick, the last one whole
+        assert names["meta"]["params"][:2] == ["=", "#other"]
+        assert names["meta"]["params"][2].split("!")[0] == "@bob"  # userhost-in-names
+        assert len(names["meta"]["params"]) == 3
+        assert end["meta"]["params"] == ["#other", "End of /NAMES list."]
 
         # NAMES of a channel joined still feeds its member list, not the buffer
         await command(http, network["id"], "/names", mine["id"])

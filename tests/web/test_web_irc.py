@@ -171,6 +171,39 @@ def test_server_replies_in_words(page: Page, numeric: str, text: str, expected: 
     assert got == expected
 
 
+@pytest.mark.parametrize(
+    ("numeric", "params", "expected"),
+    [
+        # the last parameter keeps its boundary: "0" is not read as a signon time
+        (
+            "317",
+            ["bob", "3725", "0 seconds idle"],
+            ["bob has been idle 1 h 2 min", "reply", "whois"],
+        ),
+        (
+            "311",
+            ["bob", "~b", "host.example", "*", "Bob  the Builder"],
+            ["bob is ~b@host.example (Bob  the Builder)", "reply", "whois"],
+        ),
+        ("322", ["#hub", "3", ""], ["#hub (3)", "reply", "list"]),
+        ("353", ["=", "#other", "@bob carol"], ["Names in #other: @bob carol", "reply", "names"]),
+        ("366", ["#other", "End of /NAMES list."], ["End of NAMES for #other", "end", "names"]),
+        ("401", ["no body", "No such nick"], ["no body: No such nick", "error", None]),
+    ],
+)
+def test_server_replies_from_their_parameters(
+    page: Page, numeric: str, params: list[str], expected: list[Any]
+) -> None:
+    """meta.params (a list) is read when present; the text is then only a fallback."""
+    got = page.evaluate(
+        """async ([numeric, params]) => { const r = await import("./static/app/ircreplies.js");
+        const line = r.replyLine({ kind: "system", text: "x y z w v u", meta: { numeric, params } });
+        return [line.text, line.level, line.group]; }""",
+        [numeric, params],
+    )
+    assert got == expected
+
+
 # --- the Networks dialog --------------------------------------------------------------
 
 

@@ -258,8 +258,11 @@ class Inbound:
                 await self._publish_members(network, conversation, members)
             case Numeric():
                 if event.command not in _QUIET_NUMERICS:
+                    params = list(event.params[1:])  # after our nick, boundaries kept
                     await self._server_note(
-                        running, " ".join(event.params[1:]), meta={"numeric": event.command}
+                        running,
+                        " ".join(params),
+                        meta={"numeric": event.command, "params": params},
                     )
             case LabeledResponse():
                 for inner in event.events:

@@ -1,6 +1,8 @@
 // Server replies (IRC numerics) in words. The server stores a numeric as a
-// `system` message in the network's server buffer, with meta.numeric = "311"
-// and text = the parameters after our nick joined by spaces. replyLine(m)
+// `system` message in the network's server buffer, with meta.numeric = "311",
+// meta.params = the parameters after our nick (a list: the last one keeps its
+// spaces) and text = them joined by spaces (rows stored before meta.params
+// existed have only the text, split on spaces here). replyLine(m)
 // gives { text, level, group }: level "error" (4xx/5xx), "end" (end of a
 // list), "reply" (WHOIS, LIST, NAMES …) or "info" (the rest); group names
 // the block a line belongs to ("whois", "list", "names") so lines of one
@@ -19,6 +21,11 @@ export function isError(numeric) {
 
 function words(text) {
   return String(text || "").split(" ");
+}
+
+function params(m) {
+  const p = m.meta.params;
+  return Array.isArray(p) && p.length ? p.map((x) => String(x ?? "")) : words(m.text);
 }
 
 function duration(seconds) {
@@ -40,7 +47,7 @@ function when(unix) {
 export function replyLine(m) {
   const code = m?.meta?.numeric;
   if (!code) return null;
-  const w = words(m.text);
+  const w = params(m);
   const rest = (n) => w.slice(n).join(" ");
   const line = (text, level = "reply", group = null) => ({ text: text.trim(), level, group, code });
   if (isError(code)) {
