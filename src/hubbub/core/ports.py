@@ -172,6 +172,9 @@ class Store(Protocol):
     ) -> Conversation | None: ...
     async def network_conversations(self, network_id: int) -> list[Conversation]: ...
     async def delete_conversation(self, conversation_id: int) -> bool: ...
+    async def rename_network_conversation(self, conversation_id: int, name: str) -> bool:
+        """An IRC query follows its peer's new nick; False when that name is taken."""
+
     async def set_ext_key(self, message_id: str, ext_key: str, meta: dict[str, Any] | None) -> bool:
         """Key a stored message by its IRC echo (msgid), so a replay of it is recognised."""
 

@@ -186,6 +186,21 @@ class NetworkQueries(StoreBase):
             result = await conn.execute(sa.delete(c).where(c.c.id == conversation_id))
         return bool(result.rowcount)
 
+    async def rename_network_conversation(self, conversation_id: int, name: str) -> bool:
+        """Rename an IRC conversation (a query whose peer changed nick). False when
+        the network has a conversation of that (IRC-folded) name already."""
+        try:
+            with translating(unique=NameTaken("exists")):
+                async with self._write() as conn:
+                    result = await conn.execute(
+                        sa.update(c)
+                        .where(c.c.id == conversation_id, c.c.network_id.is_not(None))
+                        .values(name=name, name_key=irc_fold(name))
+                    )
+        except NameTaken:
+            return False
+        return bool(result.rowcount)
+
     async def set_ext_key(self, message_id: str, ext_key: str, meta: dict[str, Any] | None) -> bool:
         """Give a stored message its IRC key (and IRC meta) once its echo came back:
         a later CHATHISTORY replay of it is then recognised. False when the key is
