@@ -19,7 +19,7 @@ from rawirc import RawIrc
 from testenv import RunningServer, scaled
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "ws"))
-from wshelp import Account, make_account
+from wshelp import Account, LiveServer, make_account, open_client
 
 
 async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 15) -> Any:
@@ -130,3 +130,76 @@ async def test_names_of_a_channel_not_joined_is_answered_in_the_server_buffer(
 async def _count_numeric(http: httpx.AsyncClient, conversation_id: int, code: str, n: int) -> bool:
     got = await messages(http, conversation_id)
     return len([m for m in got if (m.get("meta") or {}).get("numeric") == code]) >= n
+
+
+async def _events(http: httpx.AsyncClient, conversation_id: int) -> list[tuple[str, str, Any]]:
+    return [
+        (m["sender"], m["text"], (m.get("meta") or {}).get("event"))
+        for m in await messages(http, conversation_id)
+        if m["kind"] == "event"
+    ]
+
+
+async def test_a_query_follows_its_peers_nick_change(
+    inspircd: IrcServer, server: RunningServer, ada: tuple[Account, httpx.AsyncClient]
+) -> None:
+    account, http = ada
+    network = await add_network(http, inspircd.port, autojoin=["#hub"])
+    await eventually(lambda: conversation(http, network["id"], "#hub"))
+    ws = await open_client(LiveServer(server.services, server.port), account)
+    bob = await RawIrc.connect(inspircd.port, "bob")
+    carol = await RawIrc.connect(inspircd.port, "carol")
+    try:
+        for raw in (bob, carol):  # NICK reaches ada through a shared channel
+            await raw.send("JOIN #hub")
+            await raw.expect(lambda line: b" 366 " in line)
+        await bob.send("PRIVMSG ada :hi from bob")
+        query = await eventually(lambda: conversation(http, network["id"], "bob"))
+        await bob.send("NICK robert")
+
+        # renamed, the nick event in it, and the clients told the new name
+        async with asyncio.timeout(scaled(10)):  # after the one that made the query
+            while (frame := await ws.expect("conversation"))["conversation"]["name"] != "robert":
+                pass
+        assert frame["conversation"]["id"] == query["id"]
+        renamed = await eventually(lambda: conversation(http, network["id"], "robert"))
+        assert renamed["id"] == query["id"] and renamed["kind"] == "query"
+        assert await conversation(http, network["id"], "bob") is None
+        assert ("bob", "robert", "nick") in await _events(http, query["id"])
+
+        # what ada writes there goes to the new nick; robert's answer lands there
+        r = await http.post(
+            f"/api/conversations/{query['id']}/messages", json={"text": "hi robert", "nonce": "q1"}
+        )
+        assert r.status_code in (200, 201), r.text
+        await bob.expect(lambda line: line.endswith(b"PRIVMSG robert :hi robert"))
+        await bob.send("PRIVMSG ada :still me")
+        await eventually(
+            lambda: _has_text(http, query["id"], "still me"),
+        )
+
+        # a conversation for the new nick exists: the event in both, no merge
+        await carol.send("PRIVMSG ada :hi from carol")
+        carols = await eventually(lambda: conversation(http, network["id"], "carol"))
+        await command(http, network["id"], "/query dave")
+        daves = await eventually(lambda: conversation(http, network["id"], "dave"))
+        await carol.send("NICK dave")
+
+        async def both() -> bool:
+            want = ("carol", "dave", "nick")
+            return want in await _events(http, carols["id"]) and want in await _events(
+                http, daves["id"]
+            )
+
+        await eventually(both)
+        assert (await conversation(http, network["id"], "carol"))["id"] == carols["id"]
+        assert (await conversation(http, network["id"], "dave"))["id"] == daves["id"]
+    finally:
+        await ws.close()
+        await bob.close()
+        await carol.close()
+    await http.post(f"/api/networks/{network['id']}/disconnect")
+
+
+async def _has_text(http: httpx.AsyncClient, conversation_id: int, text: str) -> bool:
+    return any(m["text"] == text for m in await messages(http, conversation_id))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import re
 from collections import deque
@@ -223,6 +224,8 @@ class Inbound:
                         {"event": "nick", "old": event.old, "new": event.new},
                     )
                     await self._publish_channel_members(running, channel)
+                if not event.is_me:
+                    await self._follow_nick(running, event.old, event.new)
             case Topic():
                 conversation = await self._conversation(
                     network, ConversationKind.CHANNEL, event.channel
@@ -353,6 +356,44 @@ class Inbound:
             msg.msgid, msg.time
         )
 
+    async def _follow_nick(self, running: _Running, old: str, new: str) -> None:
+        """The peer of a query changed nick: the query follows (renamed, with the
+        nick event in it) unless a conversation for the new nick exists already;
+        then the nick event goes in both, and they stay apart."""
+        network = running.network
+        query = self._by_name.get((network.id, irc_fold(old)))
+        if query is None or query.kind is not ConversationKind.QUERY:
+            return
+        if irc_fold(old) == SERVER_BUFFER_KEY or irc_fold(new) == SERVER_BUFFER_KEY:
+            return
+        meta = {"event": "nick", "old": old, "new": new}
+        other = self._by_name.get((network.id, irc_fold(new)))
+        if other is None or other.id == query.id:
+            if await self.store.rename_network_conversation(query.id, new):
+                renamed = dataclasses.replace(query, name=new)
+                self._remember(renamed)
+                key = (network.id, irc_fold(old))
+                if (anchor := self._anchors.pop(key, None)) is not None:
+                    self._anchors[(network.id, irc_fold(new))] = anchor
+                if (pending := running.pending.pop(irc_fold(old), None)) is not None:
+                    running.pending[irc_fold(new)] = pending
+                if self.cluster.shared:  # sends through other processes go to the new nick
+                    await self.cluster.notify(_conv_notice(renamed))
+                stored = await self.hub.post_system(
+                    query.id, new, kind=MessageKind.EVENT, sender=old, meta=meta
+                )
+                if network.user_id is not None:  # the clients' view gets the new name
+                    await self.hub.subscribe(network.user_id, query.id, stored.seq - 1)
+                return
+            other = await self.store.find_network_conversation(network.id, new)
+            if other is None:
+                return
+            self._remember(other)
+        for conversation in (query, other):
+            await self.hub.post_system(
+                conversation.id, new, kind=MessageKind.EVENT, sender=old, meta=meta
+            )
+
     async def _event(
         self,
         running: _Running,
@@ -417,22 +458,17 @@ class Inbound:
         )
         self._remember(conversation)
         if created and self.cluster.shared:  # before the user's sessions hear of it
-            await self.cluster.notify(
-                {
-                    "t": "conv",
-                    "id": conversation.id,
-                    "network": conversation.network_id,
-                    "kind": conversation.kind.value,
-                    "name": conversation.name,
-                    "visibility": conversation.visibility.value,
-                    "created_at": conversation.created_at,
-                }
-            )
+            await self.cluster.notify(_conv_notice(conversation))
         if created:
             await self.hub.subscribe(network.user_id, conversation.id, 0)
         return conversation
 
     def _remember(self, conversation: Conversation) -> None:
+        known = self._conversations.get(conversation.id)
+        if known is not None and irc_fold(known[1]) != irc_fold(conversation.name):  # renamed
+            stale = (known[0], irc_fold(known[1]))
+            if (found := self._by_name.get(stale)) is not None and found.id == conversation.id:
+                del self._by_name[stale]
         self._conversations[conversation.id] = (conversation.network_id, conversation.name)
         self._by_name[(conversation.network_id, irc_fold(conversation.name))] = conversation
 
@@ -503,6 +539,19 @@ class Inbound:
             return bool(running.conn.client.server.is_channel(target))
         except NotConnected:
             return target[:1] in "#&+!"
+
+
+def _conv_notice(conversation: Conversation) -> dict[str, Any]:
+    """What other processes learn of a conversation made (or renamed) here."""
+    return {
+        "t": "conv",
+        "id": conversation.id,
+        "network": conversation.network_id,
+        "kind": conversation.kind.value,
+        "name": conversation.name,
+        "visibility": conversation.visibility.value,
+        "created_at": conversation.created_at,
+    }
 
 
 _KINDS = {

@@ -444,7 +444,9 @@ class IrcService(ScaleOut):
                 text=str(data["text"]),
                 meta=data.get("meta"),
             )
-            self._send_on(running, str(body["name"]), message)
+            # our own name of it: a query renamed here (its peer's nick) wins
+            known = self._conversations.get(message.conversation_id)
+            self._send_on(running, known[1] if known else str(body["name"]), message)
             return None
         if op == "command":
             return await self.command(
