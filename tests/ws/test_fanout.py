@@ -133,3 +133,30 @@ async def test_equal_pending_lists_are_joined_once_and_others_get_their_own_byte
         b'{"type":"message","seq":1}'
     ]
     assert all(not c.pending for c, _ in conns) and not behind.pending
+
+
+async def test_a_pass_is_written_in_slices_with_the_loop_running_in_between() -> None:
+    """More sockets than one slice: the rest go out in later callbacks, each
+    connection still in one write with all its frames in order, including
+    frames that arrived for it before its slice ran."""
+    fanout = Fanout()
+    fanout.slice_size = 4
+    conns = [live_connection(fanout, uid, 3, 0) for uid in range(1, 11)]
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    for _, w in conns:
+        w.writes.clear()
+    fanout.on_event(message(3, 1))
+    await asyncio.sleep(0)  # the first slice only
+    written = [c for c, w in conns if w.writes]
+    assert len(written) == 4
+    fanout.on_event(message(3, 2))  # before the later slices ran
+    for _ in range(5):
+        await asyncio.sleep(0)
+    for c, w in conns:
+        payloads = [p for data in w.writes for p in frame_payloads(data)]
+        assert payloads == [b'{"type":"message","seq":%d}' % s for s in (1, 2)]
+        assert not c.pending and c.live == {3: 2}
+        # the connections of the later slices got both frames in one write
+        assert len(w.writes) == (2 if c in written else 1)

@@ -134,6 +134,9 @@ class Connection:
 class Fanout:
     """Routes bus events to connections; register :meth:`on_event` as a bus listener."""
 
+    #: sockets written per event-loop callback (see :meth:`flush`)
+    slice_size = 128
+
     def __init__(self, *, send_buffer: int = 1 << 20) -> None:
         self.send_buffer = send_buffer
         self.conversations: dict[int, set[Connection]] = {}
@@ -258,16 +261,32 @@ class Fanout:
         loop.call_soon(self.flush)
 
     def flush(self) -> None:
-        """Write every connection's pending frames, one write per socket."""
+        """Write every connection's pending frames, one write per socket.
+
+        The writes of one pass go out in slices of :attr:`slice_size` sockets,
+        one event-loop callback each: between two slices the loop runs what
+        became ready meanwhile, above all the store's commit steps (each
+        statement of a transaction is a round trip through the loop), so the
+        next message's commit does not wait for 5000 writes several times over.
+        A connection keeps its place: frames that arrive for it before its
+        slice runs join its pending list and go out in the same write, in order.
+        """
         self._scheduled = False
         dirty, self._dirty = self._dirty, []
+        self._write(dirty, 0)
+
+    def _write(self, dirty: list[Connection], start: int) -> None:
         limit = self.send_buffer
+        end = start + self.slice_size
+        if end < len(dirty):
+            loop = self._loop or asyncio.get_running_loop()
+            loop.call_soon(self._write, dirty, end)
         # Connections of one room usually have the very same frames pending in a
         # pass (the same bytes objects, in the same order): join them once. The
         # list compare is by identity first, in C: much cheaper than a join.
         last: list[bytes] = []
         data = b""
-        for conn in dirty:
+        for conn in dirty[start:end]:
             pending = conn.pending
             if not pending:
                 continue
