@@ -16,6 +16,7 @@ import pytest
 from ircservers import IrcServer
 from rawirc import RawIrc
 
+from hubbub.irc.errors import SendQueueFull
 from testenv import RunningServer, scaled
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "ws"))
@@ -203,3 +204,62 @@ async def test_a_query_follows_its_peers_nick_change(
 
 async def _has_text(http: httpx.AsyncClient, conversation_id: int, text: str) -> bool:
     return any(m["text"] == text for m in await messages(http, conversation_id))
+
+
+async def test_a_message_committed_but_not_sent_to_irc_says_so(
+    inspircd: IrcServer,
+    server: RunningServer,
+    ada: tuple[Account, httpx.AsyncClient],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    account, http = ada
+    network = await add_network(http, inspircd.port, autojoin=["#hub"])
+    hub = await eventually(lambda: conversation(http, network["id"], "#hub"))
+    irc = server.services.irc
+    assert irc is not None
+    ws = await open_client(LiveServer(server.services, server.port), account)
+    try:
+        # the network goes down between the check before the commit and the send:
+        # the check saw it connected a moment before
+        checked = irc.check_send
+        r = await http.post(f"/api/networks/{network['id']}/disconnect")
+        assert r.status_code == 200, r.text
+        monkeypatch.setattr(irc, "check_send", lambda conversation_id: None)
+        r = await http.post(
+            f"/api/conversations/{hub['id']}/messages", json={"text": "lost?", "nonce": "ns1"}
+        )
+        assert r.status_code == 409 and r.json()["error"]["code"] == "irc_not_connected", r.text
+        monkeypatch.setattr(irc, "check_send", checked)
+
+        stored = [m for m in await messages(http, hub["id"]) if m["text"] == "lost?"]
+        assert len(stored) == 1  # committed (and published) once
+        seq = stored[0]["seq"]
+        frame = await ws.expect("message", conversation=hub["id"], kind="system")
+        assert frame["meta"] == {"not_sent": seq, "reason": "irc_not_connected"}
+        assert frame["text"] == f"not sent to IRC: the network is not connected (message {seq})"
+        notes = [
+            m for m in await messages(http, hub["id"]) if (m.get("meta") or {}).get("not_sent")
+        ]
+        assert [n["meta"]["not_sent"] for n in notes] == [seq]
+
+        # the send queue full: the same note, its own reason
+        r = await http.post(f"/api/networks/{network['id']}/connect")
+        assert r.status_code == 200, r.text
+        await eventually(lambda: _connected(http, network["id"]))
+        running = irc._running[network["id"]]
+
+        def full(*_: Any) -> None:
+            raise SendQueueFull("500 lines wait to be sent")
+
+        monkeypatch.setattr(running.conn, "privmsg", full)
+        r = await http.post(
+            f"/api/conversations/{hub['id']}/messages", json={"text": "queued?", "nonce": "ns2"}
+        )
+        assert r.status_code == 503 and r.json()["error"]["code"] == "irc_send_queue_full"
+        frame = await ws.expect("message", conversation=hub["id"], kind="system")
+        assert frame["meta"]["reason"] == "irc_send_queue_full"
+        queued = [m for m in await messages(http, hub["id"]) if m["text"] == "queued?"]
+        assert frame["meta"]["not_sent"] == queued[0]["seq"]
+    finally:
+        await ws.close()
+    await http.post(f"/api/networks/{network['id']}/disconnect")

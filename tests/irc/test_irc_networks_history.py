@@ -113,3 +113,76 @@ async def test_replay_after_restart_stores_each_line_once(settings: Settings) ->
             assert not server.errors
         finally:
             await close_services(services)
+
+
+async def test_a_send_whose_echo_never_came_before_the_connection_dropped_is_marked(
+    settings: Settings,
+) -> None:
+    """echo-message: the server reads the PRIVMSG but closes before echoing it; the
+    message stays stored and gets a "maybe not sent" note naming its seq. One
+    echoed before the drop gets none."""
+
+    async def dropping(peer: Peer) -> None:
+        await peer.register(nick="ada", caps="server-time echo-message")
+        await peer.expect("JOIN")
+        await peer.send(":ada!u@h JOIN #chan")
+        await peer.expect("PRIVMSG #chan echoed")  # one word: no colon
+        await peer.send(":ada!u@h PRIVMSG #chan :echoed")
+        await peer.expect("PRIVMSG #chan lost")
+        await peer.close()  # no echo of it
+
+    async def after(peer: Peer) -> None:
+        await peer.register(nick="ada", caps="server-time echo-message")
+        await asyncio.sleep(scaled(10))
+
+    async with FakeServer([dropping, after]) as server:
+        services = await build_services(settings)
+        try:
+            user = await services.accounts.register("ada", "correct horse battery", trusted=True)
+            network = await services.store.create_network(
+                user.id,
+                kind=NetworkKind.IRC,
+                name="fake",
+                config={
+                    "host": "127.0.0.1",
+                    "port": server.port,
+                    "tls": False,
+                    "nick": "ada",
+                    "autojoin": ["#chan"],
+                },
+            )
+            irc, store = services.irc, services.store
+            assert irc is not None
+            await irc.connect(network.id)
+            chan = await eventually(lambda: store.find_network_conversation(network.id, "#chan"))
+            await eventually(
+                lambda: asyncio.sleep(0, irc.state(network.id)["state"] == "connected")
+            )
+            echoed = await services.hub.post(user, chan.id, "echoed", nonce="e1")
+
+            async def keyed() -> bool:  # its echo came: it carries the server's time
+                history = await store.history(chan.id)
+                return any(
+                    m.id == echoed.message.id and "irc_time" in (m.meta or {}) for m in history
+                )
+
+            await eventually(keyed)
+            lost = await services.hub.post(user, chan.id, "lost", nonce="e2")
+
+            async def notes() -> list[Any]:
+                history = await store.history(chan.id)
+                return [m for m in history if (m.meta or {}).get("not_sent") is not None]
+
+            (note,) = await eventually(notes)
+            assert note.kind is MessageKind.SYSTEM
+            assert note.meta == {
+                "not_sent": lost.message.seq,
+                "reason": "connection_lost",
+                "maybe": True,
+            }
+            assert note.text.startswith("maybe not sent to IRC: the connection was lost")
+            await asyncio.sleep(scaled(0.5))
+            assert len(await notes()) == 1  # not the echoed one, and once
+            assert not server.errors
+        finally:
+            await close_services(services)

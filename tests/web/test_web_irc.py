@@ -204,6 +204,45 @@ def test_server_replies_from_their_parameters(
     assert got == expected
 
 
+UNSENT = """async () => {
+  const { MessageList } = await import("./static/app/ui/messages.js");
+  const { render } = await import("preact");
+  const { html } = await import("htm/preact");
+  const ts = Date.now();
+  const msg = (seq, kind, text, meta = null, sender = "ada", sender_id = 1) =>
+    ({ id: "m" + seq, conversation: 9, seq, ts, sender, sender_id, kind, text, meta });
+  const c = { id: 9, kind: "channel", network: 2, name: "#hub", read_seq: 4, markerSeq: 4, hi: 4, msgs: [
+    msg(1, "text", "went out"),
+    msg(2, "text", "lost?"),
+    msg(3, "system", "not sent to IRC: the network is not connected (message 2)",
+        { not_sent: 2, reason: "irc_not_connected" }, "", null),
+    msg(4, "action", "waves", null),
+    msg(5, "system", "maybe not sent to IRC: the process connected to this network did not answer (message 4)",
+        { not_sent: 4, reason: "irc_unavailable", maybe: true }, "", null),
+  ] };
+  const chat = { me: { id: 1, name: "ada" }, pending: () => [], notices: new Map(), atBottom: true,
+    matcher: null, conn: { state: "online" }, hasOlder: () => false, markRead() {}, loadOlder() {} };
+  const div = document.createElement("div");
+  document.body.append(div);
+  render(html`<${MessageList} chat=${chat} c=${c} />`, div);
+  const row = (seq) => div.querySelector(`[data-seq="${seq}"]`);
+  const out = [1, 2, 3, 4, 5].map((s) => [row(s).className, row(s).querySelector(".irc-not-sent")?.textContent ?? null]);
+  div.remove();
+  return out;
+}"""
+
+
+def test_a_message_not_sent_to_irc_is_marked(page: Page) -> None:
+    """The note the server stores (meta.not_sent = the message's seq) marks that
+    message, and reads as an error itself."""
+    rows = page.evaluate(UNSENT)
+    assert "not-sent" not in rows[0][0] and rows[0][1] is None
+    assert "not-sent" in rows[1][0] and rows[1][1] == "not sent to IRC"
+    assert "irc-error" in rows[2][0]
+    assert "not-sent" in rows[3][0] and rows[3][1] == "maybe not sent to IRC"
+    assert "irc-error" in rows[4][0]
+
+
 # --- the Networks dialog --------------------------------------------------------------
 
 

@@ -156,6 +156,7 @@ class Inbound:
                 await self._publish_state(network, self.state(network.id))
                 if isinstance(event, Disconnected):
                     await self._server_note(running, f"disconnected: {event.reason}")
+                await self._unechoed(running)
             case Error(fatal=True):
                 running.error = event.message
                 await self._server_note(running, f"error: {event.message}")
@@ -355,6 +356,38 @@ class Inbound:
         self._anchors[(running.network.id, irc_fold(msg.conversation))] = Anchor(
             msg.msgid, msg.time
         )
+
+    async def _unechoed(self, running: _Running) -> None:
+        """The connection was lost while sent messages awaited their echo
+        (echo-message): they may never have left the send queue. Each gets a
+        "maybe not sent" note; no echo of the old session comes any more."""
+        lost = [sent.message for queue in running.pending.values() for sent in queue]
+        running.pending.clear()
+        for message in lost:
+            await self._note_unsent(
+                message,
+                "connection_lost",
+                "the connection was lost before the server echoed it",
+                maybe=True,
+            )
+
+    async def _note_unsent(
+        self, message: Message, code: str, reason: str, *, maybe: bool = False
+    ) -> None:
+        """A ``system`` note, in the message's conversation, that it did not reach
+        IRC (``maybe``: may not have): ``meta.not_sent`` is its seq. Once per message."""
+        meta: dict[str, Any] = {"not_sent": message.seq, "reason": code}
+        if maybe:
+            meta["maybe"] = True
+        text = f"{'maybe ' if maybe else ''}not sent to IRC: {reason} (message {message.seq})"
+        try:
+            await self.hub.post_system(
+                message.conversation_id, text, meta=meta, ext_key=f"not-sent:{message.id}"
+            )
+        except Conflict:
+            pass  # noted already
+        except Exception:  # the sender still hears of it (the send's error)
+            log.exception("irc: note of an unsent message %s not stored", message.id)
 
     async def _follow_nick(self, running: _Running, old: str, new: str) -> None:
         """The peer of a query changed nick: the query follows (renamed, with the

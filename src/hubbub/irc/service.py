@@ -323,6 +323,26 @@ class IrcService(ScaleOut):
             raise InvalidInput("the server buffer takes commands, not messages")
 
     async def send(self, message: Message) -> None:
+        """Write a committed message to IRC. When it cannot be (the network went
+        down since ``check_send``, the send queue is full, the owning process did
+        not answer), a ``system`` note in the same conversation says so, naming the
+        message's seq (``meta.not_sent``), and the error is raised as before."""
+        try:
+            await self._send(message)
+        except (IrcNotConnected, IrcSendQueueFull, IrcUnavailable) as exc:
+            await self._not_sent(message, exc)
+            raise
+
+    async def _not_sent(self, message: Message, exc: HubbubError) -> None:
+        reason = {
+            "irc_not_connected": "the network is not connected",
+            "irc_send_queue_full": "the IRC send queue is full",
+            "irc_unavailable": "the process connected to this network did not answer",
+        }.get(exc.code, exc.message)
+        # irc_unavailable: the owner may have sent it, its answer lost
+        await self._note_unsent(message, exc.code, reason, maybe=isinstance(exc, IrcUnavailable))
+
+    async def _send(self, message: Message) -> None:
         network_id, name = self._conversations[message.conversation_id]
         running = self._running.get(network_id)
         if running is None and self.cluster.shared:

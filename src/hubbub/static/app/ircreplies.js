@@ -99,5 +99,16 @@ export function replyLine(m) {
 
 /** Whether a server-buffer `system` message without numeric reads as an error. */
 export function noteIsError(m) {
-  return /^(error:|disconnected:)|^SASL \S+: failed/.test(m?.text || "");
+  return m?.meta?.not_sent != null || /^(error:|disconnected:)|^SASL \S+: failed/.test(m?.text || "");
+}
+
+/** The seqs of the messages of a conversation that did not reach IRC: each has a
+ * `system` note with meta.not_sent = its seq (meta.maybe when it may have). */
+export function unsentSeqs(msgs) {
+  const out = new Map();
+  for (const m of msgs || []) {
+    const seq = m.kind === "system" ? m.meta?.not_sent : null;
+    if (Number.isInteger(seq)) out.set(seq, m.meta.maybe ? "maybe" : "no");
+  }
+  return out;
 }

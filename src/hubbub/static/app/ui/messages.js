@@ -5,7 +5,7 @@ import { html } from "htm/preact";
 import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
 import { clock, dayKey, dayLabel, fullTime, initial, mentions, nickClass, richText, convText, convTitle, isIrc } from "../format.js";
 import { Icon } from "./icons.js";
-import { noteIsError, replyLine } from "../ircreplies.js";
+import { noteIsError, replyLine, unsentSeqs } from "../ircreplies.js";
 
 const GROUP_MS = 7 * 60 * 1000;
 
@@ -82,7 +82,9 @@ function Message({ row, chat, c }) {
   const mine = m.sender_id === chat.me.id;
   const hl = !mine && (m.kind === "text" || m.kind === "action" || m.kind === "notice") && (isIrc(c) ? !!m.meta?.mention : mentions(m.text, chat.matcher));
   const matcher = mine ? null : chat.matcher;
-  const cls = ["msg", "kind-" + m.kind, grouped ? "grouped" : "", hl ? "highlight" : "", mine ? "mine" : ""].join(" ");
+  const unsent = row.unsent; // an IRC message that did not reach IRC (a note says why)
+  const cls = ["msg", "kind-" + m.kind, grouped ? "grouped" : "", hl ? "highlight" : "", mine ? "mine" : "", unsent ? "not-sent" : ""].join(" ");
+  const unsentTag = unsent && html` <span class="irc-not-sent" title="See the note below">${unsent === "maybe" ? "maybe not sent to IRC" : "not sent to IRC"}</span>`;
   const time = html`<time class="time" datetime=${new Date(m.ts).toISOString()} title=${fullTime(m.ts)}>${clock(m.ts)}</time>`;
   if (m.kind === "topic") {
     return html`<div class="msg kind-topic" data-seq=${m.seq}>${time}
@@ -103,14 +105,14 @@ function Message({ row, chat, c }) {
   if (m.kind === "action") {
     return html`<div class=${cls} data-seq=${m.seq}>
       <span class="gutter">${time}</span>
-      <div class="body"><p class="text action"><span class="star" aria-hidden="true">*</span> <b class=${"nick " + nickClass(m.sender)}>${m.sender}</b> ${convText(c, m.text, matcher)}</p></div>
+      <div class="body"><p class="text action"><span class="star" aria-hidden="true">*</span> <b class=${"nick " + nickClass(m.sender)}>${m.sender}</b> ${convText(c, m.text, matcher)}${unsentTag}</p></div>
     </div>`;
   }
   return html`<div class=${cls} data-seq=${m.seq}>
     <span class="gutter">${grouped ? time : html`<span class=${"avatar " + nickClass(m.sender)} aria-hidden="true">${initial(m.sender)}</span>`}</span>
     <div class="body">
       ${!grouped && html`<div class="meta"><b class=${"nick " + nickClass(m.sender)}>${m.sender}</b>${time}</div>`}
-      <p class="text">${m.kind === "notice" && html`<span class="notice-tag">notice</span> `}${convText(c, m.text, matcher)}</p>
+      <p class="text">${m.kind === "notice" && html`<span class="notice-tag">notice</span> `}${convText(c, m.text, matcher)}${unsentTag}</p>
     </div>
   </div>`;
 }
@@ -136,6 +138,10 @@ export function MessageList({ chat, c, flashSeq }) {
   const snap = useRef({ id: null, first: null, height: 0, top: 0, count: 0 });
   const [atBottom, setAtBottom] = useState(true);
   const items = rows(c.msgs, c.markerSeq, chat.me.id);
+  if (isIrc(c)) {
+    const unsent = unsentSeqs(c.msgs);
+    if (unsent.size) for (const r of items) if (r.type === "msg" && unsent.has(r.m.seq)) r.unsent = unsent.get(r.m.seq);
+  }
   const pending = chat.pending(c);
   const notices = chat.notices.get(c.id) || [];
   const first = c.msgs.length ? c.msgs[0].seq : null;
