@@ -15,6 +15,7 @@ import pytest
 from hubbub.core import tail as tail_module
 from hubbub.core.model import Message, MessageKind
 from hubbub.core.tail import HistoryTail, encode_message, message_payload
+from hubbub.protocols.wire import frame_payloads, text_frame
 
 _ids = itertools.count(1)
 
@@ -274,8 +275,15 @@ async def test_payloads_are_encoded_once_while_cached() -> None:
     assert first == encode_message(got[0])
     outside = store.add(1)[0]
     assert message_payload(outside) == encode_message(outside)
+    # and its WebSocket frame once
+    frame = text_frame(first)
+    assert frame is text_frame(first)
+    assert frame_payloads(frame) == [first]
+    copy = bytes(bytearray(first))  # equal, but not the cached object
+    assert text_frame(copy) == frame and text_frame(copy) is not frame
     tail.forget_all()
     assert not any(id(m) in tail_module._ENCODED for m in got)
+    assert id(first) not in tail_module.SHARED_PAYLOADS
 
 
 async def test_back_to_back_end_checks_wait_a_little_to_share_a_read(

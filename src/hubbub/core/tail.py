@@ -74,6 +74,9 @@ MESSAGE_OVERHEAD = 400  # bytes per cached message besides its JSON: Message, st
 # id(message) -> (message, its payload), for the messages held by a tail. The
 # entry keeps the message alive, so its id cannot be reused while it is here.
 _ENCODED: dict[int, tuple[Message, bytes]] = {}
+# id(payload) -> [payload, its WebSocket frame or None]: the same payloads,
+# for ``protocols.wire.text_frame`` to build each one's frame once too.
+SHARED_PAYLOADS: dict[int, list[Any]] = {}
 
 
 def encode_message(message: Message) -> bytes:
@@ -92,7 +95,8 @@ def message_payload(message: Message) -> bytes:
 def _remember(message: Message) -> int:
     payload = encode_message(message)
     _ENCODED[id(message)] = (message, payload)
-    return 2 * len(payload) + MESSAGE_OVERHEAD
+    SHARED_PAYLOADS[id(payload)] = [payload, None]
+    return 3 * len(payload) + MESSAGE_OVERHEAD  # the payload, its frame, the Message's strs
 
 
 def _forget(message: Message) -> None:
@@ -100,6 +104,10 @@ def _forget(message: Message) -> None:
     hit = _ENCODED.get(key)
     if hit is not None and hit[0] is message:
         del _ENCODED[key]
+        payload = hit[1]
+        slot = SHARED_PAYLOADS.get(id(payload))
+        if slot is not None and slot[0] is payload:
+            del SHARED_PAYLOADS[id(payload)]
 
 
 # -- the tail ----------------------------------------------------------------------

@@ -23,6 +23,7 @@ from typing import Any
 import orjson
 
 from ..core.model import USER_SENDABLE_KINDS, MessageKind
+from ..core.tail import SHARED_PAYLOADS
 
 _NONCE = re.compile(r"^[\x21-\x7e]{1,64}$")
 MAX_ID = (1 << 63) - 1  # ids and seqs are 64-bit signed in the store
@@ -61,7 +62,21 @@ class CloseCode(enum.IntEnum):
 
 
 def text_frame(payload: bytes) -> bytes:
-    """One unmasked, final text frame (RFC 6455, 5.2) carrying ``payload``."""
+    """One unmasked, final text frame (RFC 6455, 5.2) carrying ``payload``.
+
+    Built once for a payload of the catch-up cache (``core.tail``), which a
+    reconnect storm sends to thousands of clients.
+    """
+    slot = SHARED_PAYLOADS.get(id(payload))
+    if slot is not None and slot[0] is payload:
+        frame: bytes | None = slot[1]
+        if frame is None:
+            frame = slot[1] = _text_frame(payload)
+        return frame
+    return _text_frame(payload)
+
+
+def _text_frame(payload: bytes) -> bytes:
     n = len(payload)
     if n < 126:
         return bytes((0x81, n)) + payload
