@@ -16,8 +16,10 @@ import pytest
 from ircservers import IrcServer
 from rawirc import RawIrc
 
+from hubbub.app import build_services, close_services
+from hubbub.config import Settings
 from hubbub.irc.errors import SendQueueFull
-from testenv import RunningServer, scaled
+from testenv import RunningServer, scaled, start_server
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "ws"))
 from wshelp import Account, LiveServer, make_account, open_client
@@ -263,3 +265,74 @@ async def test_a_message_committed_but_not_sent_to_irc_says_so(
     finally:
         await ws.close()
     await http.post(f"/api/networks/{network['id']}/disconnect")
+
+
+async def whois_away(bob: RawIrc, nick: str) -> bool:
+    """Whether WHOIS of ``nick`` says it is away (301 before 318)."""
+    seen: list[bytes] = []
+
+    def until_end(line: bytes) -> bool:
+        seen.append(line)
+        return b" 318 " in line
+
+    await bob.send(f"WHOIS {nick}")
+    await bob.expect(until_end)
+    return any(f" 301 bob {nick} ".encode() in line for line in seen)
+
+
+async def test_away_while_no_browser_is_attached(
+    inspircd: IrcServer, make_settings: Callable[..., Settings]
+) -> None:
+    services = await build_services(make_settings(presence_grace=0.3))
+    running = await start_server(services)
+    bob = await RawIrc.connect(inspircd.port, "bob")
+    try:
+        account = await make_account(services, "ada")
+        auth = {"Authorization": f"Bearer {account.token}"}
+        async with httpx.AsyncClient(base_url=running.url, headers=auth, timeout=10) as http:
+            # connected with no browser: away at once, with the default text
+            network = await add_network(http, inspircd.port)
+            assert network["auto_away"] is True
+            await eventually(lambda: whois_away(bob, "ada"))
+
+            # a browser attaches: back; it leaves: away again after the grace period
+            ws = await open_client(LiveServer(services, running.port), account)
+            await eventually(lambda: _not(whois_away(bob, "ada")))
+            await ws.close()
+            await eventually(lambda: whois_away(bob, "ada"))
+            ws = await open_client(LiveServer(services, running.port), account)
+            await eventually(lambda: _not(whois_away(bob, "ada")))
+            await ws.close()
+
+            # the network's setting off: never away (the edit reconnects it)
+            r = await http.patch(f"/api/networks/{network['id']}", json={"auto_away": False})
+            assert r.status_code == 200 and r.json()["auto_away"] is False, r.text
+            found = await eventually(lambda: _ada_there(bob))  # after the reconnect
+            assert found == ["not away"]
+            await asyncio.sleep(scaled(1))  # well past the grace period
+            assert not await whois_away(bob, "ada")
+            await http.post(f"/api/networks/{network['id']}/disconnect")
+    finally:
+        await bob.close()
+        running.uvicorn.should_exit = True
+        await asyncio.wait_for(running.task, scaled(15))
+        await close_services(services)
+
+
+async def _not(check: Awaitable[bool]) -> bool:
+    return not await check
+
+
+async def _ada_there(bob: RawIrc) -> list[str] | None:
+    """Once WHOIS finds ada registered again: whether away; None while it is not."""
+    seen: list[bytes] = []
+
+    def until_end(line: bytes) -> bool:
+        seen.append(line)
+        return b" 318 " in line
+
+    await bob.send("WHOIS ada")
+    await bob.expect(until_end)
+    if not any(b" 311 bob ada " in line for line in seen):
+        return None
+    return ["away" if any(b" 301 bob ada " in line for line in seen) else "not away"]

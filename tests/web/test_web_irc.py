@@ -313,8 +313,20 @@ def test_networks_add_edit_disconnect_remove(
         form = dialog.locator("form.network-form")
         expect(form.locator("input[name=nick]")).to_have_value(nick)
         form.locator("input[name=realname]").fill("Ada L.")
+        expect(form.locator("input[name=auto_away]")).to_be_checked()  # on by default
+        form.locator("input[name=away_message]").fill("back soon")
         form.get_by_role("button", name="Save").click()
-        expect(row).to_be_visible()
+        expect(dialog.locator("form.network-form")).to_have_count(0)  # saved
+        (saved,) = api_json(s, "networks")
+        assert saved["auto_away"] is True and saved["away_message"] == "back soon"
+        row.get_by_role("button", name="Edit").click()
+        form = dialog.locator("form.network-form")
+        expect(form.locator("input[name=away_message]")).to_have_value("back soon")
+        form.locator("input[name=auto_away]").uncheck()
+        expect(form.locator("input[name=away_message]")).to_have_count(0)
+        form.get_by_role("button", name="Save").click()
+        expect(dialog.locator("form.network-form")).to_have_count(0)
+        assert api_json(s, "networks")[0]["auto_away"] is False
 
         row.get_by_role("button", name="Disconnect").click()
         expect(row.locator(".state-text")).to_have_text("disconnected", timeout=20_000)

@@ -38,7 +38,7 @@ from . import history
 from .cluster import LocalCluster
 from .connection import Connecting, ConnectionEvent, Reconnecting
 from .connection import Connection as IrcConnection
-from .errors import NotConnected
+from .errors import NotConnected, SendQueueFull
 from .events import (
     Disconnected,
     Error,
@@ -65,6 +65,7 @@ from .history import Anchor
 log = logging.getLogger("hubbub.irc.service")
 
 MAX_PENDING_ECHOES = 100
+DEFAULT_AWAY = "Detached from Hubbub"  # AWAY while no browser is attached
 SERVER_BUFFER_KEY = "*"  # no nick or channel can be "*": the server buffer's name
 # Numerics left out of the server buffer: MOTD and topic replies (shown elsewhere).
 # NAMES replies (353/366) reach here only when no channel state took them (the
@@ -88,6 +89,7 @@ class _Running:
     task: asyncio.Task[None] | None = None
     nick: str = ""
     error: str | None = None
+    away: bool = False  # we set AWAY because no browser was attached
     # folded target -> user messages committed and sent, whose echo is awaited
     pending: dict[str, deque[_Pending]] = field(default_factory=dict)
 
@@ -150,7 +152,9 @@ class Inbound:
                 running.pending.clear()  # a new session: no echo of the old one comes
                 running.nick = event.nick
                 running.error = None
+                running.away = False  # a new session starts present
                 await self._publish_state(network, self.state(network.id))
+                self._apply_away(running)
             case Reconnecting() | Disconnected():
                 running.error = event.reason
                 await self._publish_state(network, self.state(network.id))
@@ -356,6 +360,31 @@ class Inbound:
         self._anchors[(running.network.id, irc_fold(msg.conversation))] = Anchor(
             msg.msgid, msg.time
         )
+
+    # -- away while no browser is attached -----------------------------------------
+
+    def _attached(self, user_id: int) -> bool:
+        raise NotImplementedError
+
+    def _apply_away(self, running: _Running) -> None:
+        """AWAY when the network's owner has no browser attached, back when one is
+        (the network's ``auto_away``, default on). Only an away we set is undone."""
+        user_id = running.network.user_id
+        if user_id is None:
+            return
+        wanted = bool(running.network.config.get("auto_away", True)) and not self._attached(user_id)
+        if wanted == running.away:
+            return
+        text = str(running.network.config.get("away_message") or DEFAULT_AWAY)
+        try:
+            if wanted:
+                running.conn.client.send_line("AWAY", [text])
+            else:
+                running.conn.client.send_line("AWAY", [])
+            running.conn.flush()
+        except (NotConnected, SendQueueFull):
+            return  # a later registration or presence change tries again
+        running.away = wanted
 
     async def _unechoed(self, running: _Running) -> None:
         """The connection was lost while sent messages awaited their echo

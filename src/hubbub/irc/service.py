@@ -33,7 +33,11 @@ import contextlib
 from collections import deque
 from typing import Any
 
+import orjson
+
 from ..core.errors import HubbubError, InvalidInput, NotFound
+from ..core.events import Event as BusEvent
+from ..core.events import Scope
 from ..core.hub import Hub
 from ..core.model import (
     Conversation,
@@ -88,6 +92,7 @@ __all__ = [
 ]
 
 SECRET_FIELDS = ("password", "sasl_password")
+_PRESENCE_EVENT = b'{"type":"presence",'  # how Hub._publish_presence begins its payload
 
 
 class IrcService(ScaleOut):
@@ -119,8 +124,35 @@ class IrcService(ScaleOut):
         self._members: dict[int, list[dict[str, str]]] = {}
         self._anchors: dict[tuple[int, str], Anchor] = {}
         self._closed = False
+        # user id -> the last presence status the bus carried (any process's)
+        self._presence: dict[int, str] = {}
         if self.cluster.shared:  # member lists of networks other processes run
             bus.add_listener(self._on_bus_event)
+        bus.add_listener(self._on_presence)
+
+    # -- away while no browser is attached (Inbound._apply_away) ------------------
+
+    def _on_presence(self, event: BusEvent) -> None:
+        """A user's presence changed (``Hub`` publishes it after its grace period):
+        networks of theirs this process runs go away or come back."""
+        if event.scope is not Scope.ALL or not event.payload.startswith(_PRESENCE_EVENT):
+            return
+        try:
+            body = orjson.loads(event.payload)
+            user_id, status = int(body["user_id"]), str(body["status"])
+        except (ValueError, KeyError, TypeError):
+            return
+        self._presence[user_id] = status
+        for running in list(self._running.values()):
+            if running.network.user_id == user_id:
+                self._apply_away(running)
+
+    def _attached(self, user_id: int) -> bool:
+        """Whether the user has a browser attached: a session in this process, or
+        (several processes) the last presence event said online. Presence is
+        counted per process: with sessions in two other processes, one closing
+        says offline though the other stays (docs/irc.md)."""
+        return self.hub.is_online(user_id) or self._presence.get(user_id) == "online"
 
     # -- lifecycle ------------------------------------------------------------
 

@@ -61,6 +61,8 @@ PLAIN_FIELDS = (
     "autojoin",
     "connect_commands",
     "highlight",
+    "auto_away",
+    "away_message",
 )
 
 
@@ -82,6 +84,8 @@ class NetworkIn(Request):
     autojoin: Annotated[list[Channel], Field(max_length=100)] = []
     connect_commands: Annotated[list[Line], Field(max_length=20)] = []
     highlight: Annotated[list[Word], Field(max_length=50)] = []
+    auto_away: bool = Field(default=True, description="AWAY while no browser is attached")
+    away_message: Line = Field(default="", description='its text; "" for the default')
     connect: bool = Field(default=True, description="connect now (and after every restart)")
 
 
@@ -105,6 +109,8 @@ class NetworkPatch(Request):
     autojoin: Annotated[list[Channel], Field(max_length=100)] | None = None
     connect_commands: Annotated[list[Line], Field(max_length=20)] | None = None
     highlight: Annotated[list[Word], Field(max_length=50)] | None = None
+    auto_away: bool | None = None
+    away_message: Line | None = None
 
 
 class CommandIn(Request):
@@ -133,6 +139,8 @@ class NetworkOut(BaseModel):
     autojoin: list[str]
     connect_commands: list[str]
     highlight: list[str]
+    auto_away: bool = Field(description="AWAY while no browser is attached (after presence_grace)")
+    away_message: str
     channels: list[str] = Field(description="channels joined now (rejoined after a restart)")
     enabled: bool
     password_set: bool
@@ -175,6 +183,8 @@ class NetworkOut(BaseModel):
             autojoin=list(cfg.get("autojoin", [])),
             connect_commands=list(cfg.get("connect_commands", [])),
             highlight=list(cfg.get("highlight", [])),
+            auto_away=bool(cfg.get("auto_away", True)),
+            away_message=str(cfg.get("away_message", "")),
             channels=list(cfg.get("channels", [])),
             enabled=bool(cfg.get("enabled", False)),
             password_set=bool(secrets.get("password")),

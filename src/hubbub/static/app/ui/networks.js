@@ -50,6 +50,7 @@ export function ircError(err) {
 const BLANK = {
   name: "", host: "", port: "", tls: true, accept_self_signed: false, nick: "", alt_nick: "", username: "", realname: "",
   password: "", sasl_mechanism: "", sasl_username: "", sasl_password: "", autojoin: "", connect_commands: "",
+  auto_away: true, away_message: "",
 };
 
 function toForm(n) {
@@ -59,6 +60,7 @@ function toForm(n) {
     nick: n.nick, alt_nick: n.alt_nick, username: n.username, realname: n.realname, sasl_username: n.sasl_username,
     sasl_mechanism: n.sasl_mechanism || "",
     autojoin: (n.autojoin || []).join(" "), connect_commands: (n.connect_commands || []).join("\n"),
+    auto_away: n.auto_away !== false, away_message: n.away_message || "",
   };
 }
 
@@ -69,6 +71,7 @@ function toBody(f, editing) {
     sasl_username: f.sasl_username.trim(),
     autojoin: f.autojoin.split(/[\s,]+/).filter(Boolean).map((ch) => (/^[#&+!]/.test(ch) ? ch : "#" + ch)),
     connect_commands: f.connect_commands.split("\n").map((l) => l.trim()).filter(Boolean),
+    auto_away: f.auto_away, away_message: f.away_message.trim(),
   };
   body.port = f.port.trim() ? Number(f.port) : f.tls ? 6697 : 6667;
   body.sasl_mechanism = f.sasl_mechanism;
@@ -127,6 +130,8 @@ function NetworkForm({ chat, network, onDone }) {
     ${text("autojoin", "Channels to join", { placeholder: "#hubbub #python" })}
     <label class="field"><span>Commands on connect (one a line)</span>
       <textarea name="connect_commands" rows="2" value=${f.connect_commands} onInput=${set("connect_commands")} spellcheck="false"></textarea></label>
+    <label class="check"><input type="checkbox" name="auto_away" checked=${f.auto_away} onChange=${set("auto_away")} /> Away while no browser is attached</label>
+    ${f.auto_away && text("away_message", "Away message", { placeholder: "Detached from Hubbub" })}
     ${error && html`<p class="form-error" role="alert">${error}</p>`}
     <div class="dialog-actions">
       <button type="button" class="btn" onClick=${onDone}>Cancel</button>
