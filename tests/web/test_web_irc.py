@@ -444,6 +444,42 @@ def test_irc_conversation_end_to_end(browser: Browser, irc_hub: Hub, inspircd: I
 # --- client certificate, server replies ---------------------------------------------
 
 
+def test_a_query_is_renamed_when_its_peer_changes_nick(
+    browser: Browser, irc_hub: Hub, inspircd: IrcServer
+) -> None:
+    """A raw client writes to the user, then changes nick: the open query is
+    renamed in the sidebar and its title, with the nick change in it."""
+    s = Session(browser, irc_hub, unique("renameuser"))
+    old, new = unique("peer"), unique("renamed")
+    raw = RawClient(inspircd.port, old)
+    try:
+        nick = unique("ada")
+        dialog = open_networks(s)
+        fill_network(dialog, "renamenet", inspircd.port, nick, autojoin="#renameroom")
+        row = dialog.locator(".network-row", has_text="renamenet")
+        expect(row.locator(".state-text")).to_have_text("connected", timeout=20_000)
+        dialog.get_by_role("button", name="Close").click()
+        section = s.page.locator("nav section.irc", has_text="renamenet")
+        expect(section.locator(".conv", has_text="renameroom")).to_be_visible(timeout=20_000)
+        raw.send("JOIN #renameroom")
+        raw.expect(b"366")
+        raw.send(f"PRIVMSG {nick} :hello from {old}")
+        section.locator(".conv", has_text=old).click(timeout=20_000)
+        expect(s.page.locator(".conv-title")).to_have_text(old)
+        expect(s.page.locator(".messages")).to_contain_text(f"hello from {old}")
+
+        raw.send(f"NICK {new}")
+        expect(s.page.locator(".conv-title")).to_have_text(new, timeout=20_000)
+        expect(section.locator(".conv", has_text=new)).to_have_count(1)
+        expect(section.locator(".conv", has_text=old)).to_have_count(0)
+        expect(s.page.locator(".messages")).to_contain_text(f"hello from {old}")  # same history
+        expect(s.page.locator(".messages .kind-event")).to_contain_text(new)
+        assert not s.errors, s.errors
+    finally:
+        raw.close()
+        s.close()
+
+
 def api_json(s: Session, path: str) -> Any:
     r = s.context.request.get(s.hub.url + "api/" + path)
     assert r.ok, r.text()
