@@ -279,6 +279,50 @@ async def test_one_owner_sends_and_commands_through_the_other_and_takeover(
         await close_services(b)
 
 
+async def test_query_renamed_and_unanswered_send_through_the_other_process(
+    inspircd: IrcServer, scaleout_settings: Settings
+) -> None:
+    """A query renamed on the owner (its peer's NICK) is known by its new name in
+    the other process, whose sends reach the new nick; a send through the other
+    process that the owner does not answer is marked "maybe not sent"."""
+    bob = await Watcher.join(inspircd.port, "bob", CHANNEL)
+    a = await build_services(scaleout_settings)
+    b = await build_services(scaleout_settings)
+    try:
+        nid, ada = await add_network(a, inspircd.port)
+        await a.irc.connect(nid)
+        owner, other = (a, b) if a.irc.runs(nid) else (b, a)
+        await eventually(lambda: hubbub_joins(bob), timeout=15)
+        await eventually(lambda: other.irc.state(nid)["state"] == "connected")
+        channel = await eventually(lambda: a.store.find_network_conversation(nid, CHANNEL))
+
+        await bob.send("PRIVMSG ada :hi from bob")
+        query = await eventually(lambda: a.store.find_network_conversation(nid, "bob"))
+        await eventually(lambda: other.irc.handles(query.id))
+        await bob.send("NICK robert")
+        await eventually(lambda: other.irc._conversations.get(query.id) == (nid, "robert"))
+        renamed = await a.store.find_network_conversation(nid, "robert")
+        assert renamed is not None and renamed.id == query.id
+        await other.hub.post(ada, query.id, "to the new nick")
+        await eventually(lambda: bob.seen(r"PRIVMSG robert :to the new nick$"))
+
+        async def silent(body: dict[str, Any]) -> None:  # the owner never answers
+            return None
+
+        owner.irc.cluster._serve = silent  # type: ignore[attr-defined]
+        with pytest.raises(IrcUnavailable):
+            await other.hub.post(ada, channel.id, "into the void")
+        history = await a.store.history(channel.id, limit=50)
+        (sent,) = [m for m in history if m.text == "into the void"]
+        (note,) = [m for m in history if (m.meta or {}).get("not_sent") is not None]
+        assert note.meta == {"not_sent": sent.seq, "reason": "irc_unavailable", "maybe": True}
+        assert note.kind is MessageKind.SYSTEM
+    finally:
+        await bob.close()
+        await close_services(a)
+        await close_services(b)
+
+
 async def rows_with_text(settings: Settings, text: str) -> int:
     """Messages with this text in the PostgreSQL table, past every cache."""
     dsn = sa.make_url(settings.database_url).set(drivername="postgresql")
