@@ -220,27 +220,36 @@ UNSENT = """async () => {
     msg(5, "system", "maybe not sent to IRC: the process connected to this network did not answer (message 4)",
         { not_sent: 4, reason: "irc_unavailable", maybe: true }, "", null),
   ] };
+  const sent = [];
   const chat = { me: { id: 1, name: "ada" }, pending: () => [], notices: new Map(), atBottom: true,
-    matcher: null, conn: { state: "online" }, hasOlder: () => false, markRead() {}, loadOlder() {} };
+    matcher: null, conn: { state: "online" }, hasOlder: () => false, markRead() {}, loadOlder() {},
+    send(conv, text, kind) { sent.push([conv.id, text, kind]); } };
   const div = document.createElement("div");
   document.body.append(div);
   render(html`<${MessageList} chat=${chat} c=${c} />`, div);
   const row = (seq) => div.querySelector(`[data-seq="${seq}"]`);
   const out = [1, 2, 3, 4, 5].map((s) => [row(s).className, row(s).querySelector(".irc-not-sent")?.textContent ?? null]);
+  const again = [1, 2, 4].map((s) => row(s).querySelector(".irc-resend")?.textContent ?? null);
+  row(2).querySelector(".irc-resend").click();
+  row(4).querySelector(".irc-resend").click();
   div.remove();
-  return out;
+  return { rows: out, again, sent };
 }"""
 
 
 def test_a_message_not_sent_to_irc_is_marked(page: Page) -> None:
     """The note the server stores (meta.not_sent = the message's seq) marks that
     message, and reads as an error itself."""
-    rows = page.evaluate(UNSENT)
+    got = page.evaluate(UNSENT)
+    rows = got["rows"]
     assert "not-sent" not in rows[0][0] and rows[0][1] is None
     assert "not-sent" in rows[1][0] and rows[1][1] == "not sent to IRC"
     assert "irc-error" in rows[2][0]
     assert "not-sent" in rows[3][0] and rows[3][1] == "maybe not sent to IRC"
     assert "irc-error" in rows[4][0]
+    # your own unsent messages offer "Send again": a new send of the same text and kind
+    assert got["again"] == [None, "Send again", "Send again"]
+    assert got["sent"] == [[9, "lost?", "text"], [9, "waves", "action"]]
 
 
 # --- the Networks dialog --------------------------------------------------------------

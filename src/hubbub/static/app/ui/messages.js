@@ -84,7 +84,10 @@ function Message({ row, chat, c }) {
   const matcher = mine ? null : chat.matcher;
   const unsent = row.unsent; // an IRC message that did not reach IRC (a note says why)
   const cls = ["msg", "kind-" + m.kind, grouped ? "grouped" : "", hl ? "highlight" : "", mine ? "mine" : "", unsent ? "not-sent" : ""].join(" ");
-  const unsentTag = unsent && html` <span class="irc-not-sent" title="See the note below">${unsent === "maybe" ? "maybe not sent to IRC" : "not sent to IRC"}</span>`;
+  // your own: "Send again" sends the text as a new message (a new nonce: the
+  // first one is committed, so repeating it would only repeat its ack)
+  const unsentTag = unsent && html` <span class="irc-not-sent" title="See the note below">${unsent === "maybe" ? "maybe not sent to IRC" : "not sent to IRC"}</span>${
+    mine && html` <button type="button" class="linklike irc-resend" onClick=${() => chat.send(c, m.text, m.kind)}>Send again</button>`}`;
   const time = html`<time class="time" datetime=${new Date(m.ts).toISOString()} title=${fullTime(m.ts)}>${clock(m.ts)}</time>`;
   if (m.kind === "topic") {
     return html`<div class="msg kind-topic" data-seq=${m.seq}>${time}
