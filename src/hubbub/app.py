@@ -40,6 +40,7 @@ from .config import Settings
 from .core.accounts import Accounts
 from .core.hub import Hub
 from .core.ports import Bus
+from .core.presence import PresenceRegistry
 from .core.ratelimit import TokenBucket
 from .core.tail import TailedStore
 from .irc.cluster import LocalCluster
@@ -66,6 +67,15 @@ def make_bus(settings: Settings) -> Bus:
 
         return RedisBus(settings.redis_url, settings.redis_channel)
     return LocalBus()
+
+
+def make_presence_registry(settings: Settings) -> PresenceRegistry | None:
+    """Several processes (Redis): who holds whom, so presence is global. One: none."""
+    if settings.redis_url:
+        from .bus.presence import RedisPresence
+
+        return RedisPresence(settings.redis_url, settings.redis_channel, ttl=settings.presence_ttl)
+    return None
 
 
 def make_irc_cluster(settings: Settings) -> LocalCluster:
@@ -112,6 +122,7 @@ async def build_services(settings: Settings, *, metrics: Metrics | None = None) 
         max_topic_length=settings.max_topic_length,
         send_limiter=TokenBucket(rate=settings.send_rate, burst=settings.send_burst),
         presence_grace=settings.presence_grace,
+        presence_registry=make_presence_registry(settings),
     )
     accounts = Accounts(store, settings, make_hasher(settings), bus)
     fanout = Fanout(send_buffer=settings.ws_send_buffer)
@@ -119,7 +130,9 @@ async def build_services(settings: Settings, *, metrics: Metrics | None = None) 
     try:
         await store.start()  # migrates to the newest schema first
         await bus.start()
+        await hub.start()  # several processes: presence registered, who is online read
     except BaseException:
+        await hub.close()
         await bus.close()
         await store.close()
         raise

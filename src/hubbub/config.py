@@ -115,6 +115,8 @@ class Settings(BaseSettings):
     send_rate: float = Field(default=10.0, gt=0)  # messages per second per user
     send_burst: int = Field(default=20, ge=1)
     presence_grace: float = Field(default=5.0, ge=0, le=3600)  # seconds before "offline"
+    # several processes: a process's presence heartbeat lives this long (renewed every third)
+    presence_ttl: float = Field(default=15.0, ge=0.3, le=600)
     login_attempts_per_account: int = Field(default=10, ge=1)  # per 15 minutes
     login_attempts_per_address: int = Field(default=30, ge=1)  # per 15 minutes
 

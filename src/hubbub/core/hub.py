@@ -8,7 +8,6 @@ JSON is encoded here, once.
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -32,6 +31,7 @@ from .model import (
 )
 from .names import check_room_name
 from .ports import Bus, Outbound, Store
+from .presence import Presence, PresenceRegistry
 from .ratelimit import TokenBucket
 from .tail import message_payload as message_payload  # encoded once when in the catch-up cache
 
@@ -69,20 +69,18 @@ class Hub:
         max_topic_length: int = 390,
         send_limiter: TokenBucket | None = None,
         presence_grace: float = 0.0,
+        presence_registry: PresenceRegistry | None = None,
     ) -> None:
         """``presence_grace``: seconds a user with no session left still counts
         as online, so a reconnect (a network blip, a reload, a server restart
-        behind a balancer) sends no offline/online pair to everyone."""
+        behind a balancer) sends no offline/online pair to everyone.
+        ``presence_registry``: several processes, who holds whom (Redis)."""
         self.store = store
         self.bus = bus
         self.max_message_length = max_message_length
         self.max_topic_length = max_topic_length
         self.send_limiter = send_limiter or TokenBucket(rate=10.0, burst=20)
-        self.presence_grace = presence_grace
-        # user id -> sessions in this process; 0 while in the grace period
-        self._online: dict[int, int] = {}
-        self._going_offline: dict[int, asyncio.TimerHandle] = {}
-        self._background: set[asyncio.Task[None]] = set()
+        self.presence = Presence(bus, presence_grace, presence_registry)
         # (conversation id, user id) pairs known to be members: a send checks
         # membership without a query. Leaves and removed users come back over
         # the bus (from every process), so the cache forgets them there too.
@@ -339,59 +337,37 @@ class Hub:
             return await self._subscribe(user.id, dm.id, 0)
         return await self._view(dm.id, user.id)
 
-    # presence -----------------------------------------------------------------
+    # presence (core/presence.py) ----------------------------------------------
     async def connected(self, user: User) -> None:
         """A session of ``user`` opened in this process."""
-        pending = self._going_offline.pop(user.id, None)
-        if pending is not None:
-            pending.cancel()  # back within the grace period: nobody saw them leave
-        count = self._online.get(user.id, 0) + 1
-        self._online[user.id] = count
-        if count == 1 and pending is None:
-            await self._publish_presence(user, "online")
+        await self.presence.connected(user)
 
     async def disconnected(self, user: User) -> None:
-        count = self._online.get(user.id, 0) - 1
-        if count > 0:
-            self._online[user.id] = count
-            return
-        if self.presence_grace <= 0:
-            self._online.pop(user.id, None)
-            await self._publish_presence(user, "offline")
-            return
-        self._online[user.id] = 0
-        if user.id not in self._going_offline:
-            loop = asyncio.get_running_loop()
-            self._going_offline[user.id] = loop.call_later(
-                self.presence_grace, self._grace_over, user
-            )
+        await self.presence.disconnected(user)
 
-    def _grace_over(self, user: User) -> None:
-        self._going_offline.pop(user.id, None)
-        if self._online.get(user.id) != 0:
-            return
-        del self._online[user.id]
-        task = asyncio.get_running_loop().create_task(self._publish_presence(user, "offline"))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+    async def start(self) -> None:
+        """After the bus started: several processes, register and read who is online."""
+        await self.presence.start()
 
     async def close(self) -> None:
         """Stop the grace timers (the process is going away, and its sessions
         with it) and wait for presence events being published."""
-        waiting = list(self._going_offline)
-        for handle in self._going_offline.values():
-            handle.cancel()
-        self._going_offline.clear()
-        for user_id in waiting:
-            self._online.pop(user_id, None)
-        if self._background:
-            await asyncio.gather(*self._background, return_exceptions=True)
+        await self.presence.close()
 
     def is_online(self, user_id: int) -> bool:
-        return user_id in self._online
+        """Whether the user has a session here or (several processes) in any process."""
+        return self.presence.is_online(user_id)
 
     def online_user_ids(self) -> list[int]:
-        return list(self._online)
+        return self.presence.online_user_ids()
+
+    @property
+    def presence_grace(self) -> float:
+        return self.presence.grace
+
+    @presence_grace.setter
+    def presence_grace(self, seconds: float) -> None:
+        self.presence.grace = seconds
 
     # internals ----------------------------------------------------------------
     @staticmethod
@@ -409,12 +385,6 @@ class Hub:
                 seq=message.seq,
             )
         )
-
-    async def _publish_presence(self, user: User, status: str) -> None:
-        payload = dumps(
-            {"type": "presence", "user": user.name, "user_id": user.id, "status": status}
-        )
-        await self.bus.publish(Event(Scope.ALL, 0, payload))
 
     async def subscribe(
         self, user_id: int, conversation_id: int, after_seq: int = 0
