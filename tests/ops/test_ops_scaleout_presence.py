@@ -188,3 +188,23 @@ async def test_a_process_stopped_cleanly_lets_its_users_go_after_the_grace(
     processes.remove(a)
     await heard.wait_for(carol, ["online", "offline"], GRACE + TTL / 3 + 2)
     assert not b.hub.is_online(carol.id)
+
+
+async def test_the_online_set_is_read_again_now_and_then(
+    presence_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An event missed (the bus's subscription was down) is corrected by the next read."""
+    import hubbub.bus.presence
+
+    monkeypatch.setattr(hubbub.bus.presence, "_RESYNC_EVERY", 2)
+    a = await build_services(presence_settings)
+    try:
+        dave = await a.accounts.register("dave", "long enough pw", trusted=True)
+        a.hub.presence._global.add(12345)  # an "online" whose "offline" never came
+        await a.hub.connected(dave)
+        a.hub.presence._global.discard(dave.id)  # an "online" that never came
+        async with asyncio.timeout(scaled(5)):
+            while a.hub.is_online(12345) or dave.id not in a.hub.presence._global:
+                await asyncio.sleep(0.02)
+    finally:
+        await close_services(a)

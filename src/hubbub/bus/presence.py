@@ -43,6 +43,7 @@ from .redis import Backoff, _safe
 log = logging.getLogger(__name__)
 
 _BATCH = 500  # users per script call
+_RESYNC_EVERY = 12  # heartbeats between two reads of the whole online set (60 s by default)
 
 # Is ARGV[uid] held by a live node other than `me` (nil: any node)?
 _ELSEWHERE = """
@@ -170,7 +171,10 @@ class RedisPresence:
     async def start(self, resync: Callable[[], Awaitable[None]]) -> None:
         self._resync = resync
         self._client = aioredis.Redis.from_url(
-            self.url, socket_connect_timeout=self.connect_timeout, socket_keepalive=True
+            self.url,
+            socket_connect_timeout=self.connect_timeout,
+            socket_timeout=self.connect_timeout,  # a hung Redis fails the call, retried later
+            socket_keepalive=True,
         )
         for name, source in (("apply", _APPLY), ("heartbeat", _HEARTBEAT), ("snap", _SNAPSHOT)):
             self._scripts[name] = self._client.register_script(source)
@@ -240,6 +244,7 @@ class RedisPresence:
     async def _heartbeat_loop(self) -> None:
         backoff = Backoff(first=min(0.1, self.ttl / 3), most=self.backoff_max)
         failed = False
+        beats = 0
         while True:
             await asyncio.sleep(self.ttl / 3 if not failed else backoff.delay())
             try:
@@ -249,10 +254,13 @@ class RedisPresence:
                     log.warning("presence: heartbeat failed (%s)", exc)
                 failed = True
                 continue
-            if failed:
+            beats += 1
+            # After an outage, and now and then anyway: an event missed while the
+            # bus's subscription was down would otherwise stay wrong here.
+            if failed or beats % _RESYNC_EVERY == 0:
                 failed = False
                 backoff.reset()
-                if self._resync is not None:  # events may have been missed meanwhile
+                if self._resync is not None:
                     try:
                         await self._resync()
                     except (RedisError, OSError, TimeoutError) as exc:
