@@ -87,3 +87,6 @@ async def test_global_set_from_snapshot_then_events() -> None:
     await presence.connected(user(3, "carol"))  # local: online here at once
     assert sorted(presence.online_user_ids()) == [3, 9]
     assert presence.is_online(3)
+    # an offline for a user with a session here (our hold is on its way) is overruled
+    await bus.publish(presence_event(3, "offline"))
+    assert sorted(presence.online_user_ids()) == [3, 9]

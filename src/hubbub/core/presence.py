@@ -68,7 +68,8 @@ class Presence:
         self._online: dict[int, int] = {}
         self._going_offline: dict[int, asyncio.TimerHandle] = {}
         self._background: set[asyncio.Task[None]] = set()
-        # several processes: users online anywhere, as the registry and its events say
+        # several processes: users online anywhere, as the registry and its events
+        # say, and always every user with a session here (or in the grace period)
         self._global: set[int] = set()
         # events that arrived while a snapshot was being read, applied after it
         self._buffer: list[tuple[int, bool]] | None = None
@@ -95,6 +96,7 @@ class Presence:
                 raise
             self._global = snapshot
             self._apply_buffer()
+            self._global.update(self._online)  # held here: online, whatever is still queued
 
     def _apply_buffer(self) -> None:
         buffered, self._buffer = self._buffer or [], None
@@ -104,7 +106,7 @@ class Presence:
     def _set_global(self, user_id: int, online: bool) -> None:
         if online:
             self._global.add(user_id)
-        else:
+        elif user_id not in self._online:  # else a hold of ours is on its way
             self._global.discard(user_id)
 
     def _on_event(self, event: Event) -> None:
@@ -130,6 +132,7 @@ class Presence:
         self._online[user.id] = count
         if count == 1 and pending is None:
             if self.registry is not None:
+                self._global.add(user.id)
                 self.registry.hold(user)
             else:
                 await self._publish(user, "online")
@@ -183,9 +186,10 @@ class Presence:
         return user_id in self._online or user_id in self._global
 
     def online_user_ids(self) -> list[int]:
-        if not self._global:
+        """Every ``ready`` copies this: one list, no Redis, no union."""
+        if self.registry is None:
             return list(self._online)
-        return list(self._global.union(self._online))
+        return list(self._global)
 
     async def _publish(self, user: User, status: str) -> None:
         await self.bus.publish(Event(Scope.ALL, 0, presence_payload(user.id, user.name, status)))
