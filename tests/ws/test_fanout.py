@@ -63,17 +63,18 @@ async def test_one_frame_per_event_shared_and_one_write_per_pass() -> None:
         w.writes.clear()
     for seq in (1, 2, 3):
         fanout.on_event(message(3, seq))
-    assert all(len(c.pending) == 3 for c, _ in conns)
-    first = conns[0][0].pending
-    for c, _ in conns[1:]:
-        assert all(a is b for a, b in zip(c.pending, first, strict=True))  # the same bytes objects
+    # all five are in step: the room holds the three frames once, for all of them
+    room = fanout.rooms[3]
+    assert room.steady == {c for c, _ in conns} and not room.others
+    assert len(room.frames) == 3 and all(not c.pending for c, _ in conns)
     await asyncio.sleep(0)
     for c, w in conns:
         assert len(w.writes) == 1 and not c.pending
         assert frame_payloads(w.writes[0]) == [
             b'{"type":"message","seq":%d}' % s for s in (1, 2, 3)
         ]
-        assert c.live == {3: 3}
+        c.settle()  # the session's position is brought up to date before it is read
+        assert c.live == {3: 3} and not c.pending
     assert fanout.known_seq(3) == 3
 
 
@@ -157,6 +158,80 @@ async def test_a_pass_is_written_in_slices_with_the_loop_running_in_between() ->
     for c, w in conns:
         payloads = [p for data in w.writes for p in frame_payloads(data)]
         assert payloads == [b'{"type":"message","seq":%d}' % s for s in (1, 2)]
+        c.settle()
         assert not c.pending and c.live == {3: 2}
-        # the connections of the later slices got both frames in one write
-        assert len(w.writes) == (2 if c in written else 1)
+        if c in written:
+            assert len(w.writes) == 2
+    # those whose slice had not run when the second pass was flushed got both in one write
+    assert any(len(w.writes) == 1 for _, w in conns)
+
+
+def payloads(writer: FakeWriter) -> list[bytes]:
+    return [p for data in writer.writes for p in frame_payloads(data)]
+
+
+async def test_a_steady_connection_keeps_the_order_across_rooms_and_its_own_frames() -> None:
+    """In step with room 3 (its frames held by the room), then an event of
+    room 4 and a frame of its own: room 3's frames go first, each once."""
+    fanout = Fanout()
+    conn, writer = live_connection(fanout, 1, 3, 0)
+    fanout.subscribe(conn, 4)
+    conn.live[4] = 0
+    other, other_writer = live_connection(fanout, 2, 3, 0)
+    await asyncio.sleep(0)
+    writer.writes.clear()
+    other_writer.writes.clear()
+    fanout.on_event(message(3, 1))
+    fanout.on_event(message(3, 2))
+    assert conn.room is fanout.rooms[3] and not conn.pending
+    fanout.on_event(message(4, 1))  # leaves room 3's shared delivery, in order
+    assert conn.room is None and conn.live == {3: 2, 4: 1}
+    conn.push(text_frame(b'{"type":"own"}'))
+    fanout.on_event(message(3, 3))
+    await asyncio.sleep(0)
+    assert payloads(writer) == [
+        b'{"type":"message","seq":1}',
+        b'{"type":"message","seq":2}',
+        b'{"type":"message","seq":1}',
+        b'{"type":"own"}',
+        b'{"type":"message","seq":3}',
+    ]
+    assert payloads(other_writer) == [b'{"type":"message","seq":%d}' % s for s in (1, 2, 3)]
+    conn.settle()
+    other.settle()
+    assert conn.live == {3: 3, 4: 1} and other.live == {3: 3}
+
+
+async def test_a_gap_in_a_steady_room_goes_to_every_session() -> None:
+    fanout = Fanout()
+    conns = [live_connection(fanout, uid, 3, 0) for uid in (1, 2)]
+    await asyncio.sleep(0)
+    for _, w in conns:
+        w.writes.clear()
+    fanout.on_event(message(3, 1))
+    assert fanout.rooms[3].steady
+    fanout.on_event(message(3, 1))  # a duplicate: dropped by each session
+    fanout.on_event(message(3, 4))  # a gap: each session asks for a catch-up read
+    await asyncio.sleep(0)
+    for c, w in conns:
+        assert payloads(w) == [b'{"type":"message","seq":1}']
+        [fetch] = c.ran
+        assert (fetch.conversation, fetch.after) == (3, 1)  # type: ignore[attr-defined]
+
+
+async def test_a_steady_connection_past_its_buffer_is_closed_with_4008() -> None:
+    fanout = Fanout(send_buffer=1000)
+    conn, writer = live_connection(fanout, 1, 3, 0)
+    _, fast_writer = live_connection(fanout, 2, 3, 0)
+    await asyncio.sleep(0)
+    fanout.on_event(message(3, 1))
+    assert conn.room is fanout.rooms[3]
+    writer.buffered = 5000
+    fanout.on_event(message(3, 2))  # still the same pass: both owed together
+    await asyncio.sleep(0)
+    assert writer.closed == (4008, "too slow")
+    assert conn not in fanout.everyone and conn not in fanout.conversations.get(3, set())
+    assert conn not in fanout.rooms[3].steady
+    fanout.on_event(message(3, 3))
+    await asyncio.sleep(0)
+    assert payloads(fast_writer)[-3:] == [b'{"type":"message","seq":%d}' % s for s in (1, 2, 3)]

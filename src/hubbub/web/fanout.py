@@ -52,7 +52,17 @@ class Connection:
     catch-up and calls into the Hub.
     """
 
-    __slots__ = ("closed", "fanout", "live", "pending", "session", "started", "writer")
+    __slots__ = (
+        "closed",
+        "fanout",
+        "live",
+        "owed",
+        "pending",
+        "room",
+        "session",
+        "started",
+        "writer",
+    )
 
     def __init__(self, fanout: Fanout, session: Session, writer: FrameWriter) -> None:
         self.fanout = fanout
@@ -62,6 +72,10 @@ class Connection:
         self.pending: list[bytes] = []
         self.closed = False
         self.started = False  # ``ready`` was sent: events without positions go straight out
+        #: the room this connection is in step with (see :class:`Room`), or None
+        self.room: Room | None = None
+        #: bytes of the room's shared frames a pass owes this connection, not yet written
+        self.owed: bytes | None = None
 
     def start(self, conversations: list[dict[str, Any]], online: list[int]) -> None:
         """Start the session on its snapshot and send ``ready`` (no await in between)."""
@@ -69,15 +83,24 @@ class Connection:
         self.started = True
         self.drain()
 
+    def settle(self) -> None:
+        """Leave the room's shared delivery: its frames become this connection's
+        pending frames and the session's position is brought up to date. Called
+        before anything reads the session or queues a frame of its own."""
+        if self.room is not None:
+            self.fanout.settle(self)
+
     # called by the fan-out -------------------------------------------------------
     def deliver_slow(self, event: Event, frame: bytes) -> None:
         """An event the hot path could not decide on: the session decides."""
+        self.settle()
         self.drain(frame if self.session.event(event) else None)
 
     # output ----------------------------------------------------------------------
     def push(self, frame: bytes) -> None:
         if self.closed:
             return
+        self.settle()
         pending = self.pending
         if not pending:
             self.fanout.mark_dirty(self)
@@ -85,6 +108,7 @@ class Connection:
 
     def drain(self, frame: bytes | None = None) -> None:
         """Send the session's output, then ``frame``, then run its actions."""
+        self.settle()
         session = self.session
         for payload in session.data_to_send():
             self.push(text_frame(payload))
@@ -111,6 +135,7 @@ class Connection:
         """Leave the fan-out and close the socket, after what is pending unless ``flush`` is false."""
         if self.closed:
             return
+        self.settle()
         self.session.close(code, reason)
         self.session.actions_to_run()  # the Close just queued: this is it
         self.fanout.remove(self)
@@ -124,11 +149,40 @@ class Connection:
         """The socket is gone: stop everything without writing."""
         if self.closed:
             return
+        self.settle()
         self.session.close(CloseCode.NORMAL, "")
         self.session.actions_to_run()
         self.fanout.remove(self)
         self.closed = True
         self.pending = []
+
+
+class Room:
+    """The connections of one conversation, as the hot path sees them.
+
+    ``steady`` connections are in step with the room: live in it, nothing of
+    their own pending, not steady in another room, since before the first of
+    the frames the room holds. The hot path does no work
+    per steady connection per event: the room keeps the pass's frames once
+    (``frames``, the seqs up to ``seq``) and the flush writes their join to
+    each of them, as the C ceiling writes its one pass buffer. Their session
+    positions are not touched meanwhile; :meth:`Fanout.settle` brings one up to
+    date (position ``seq``, shared frames moved to its own pending list)
+    before anything reads its session or queues a frame of its own, so a
+    connection still gets every event once and in order. The others go
+    through the per-connection path, and join ``steady`` when they are found
+    in step with nothing pending.
+    """
+
+    __slots__ = ("cid", "dirty", "frames", "others", "seq", "steady")
+
+    def __init__(self, cid: int) -> None:
+        self.cid = cid
+        self.others: set[Connection] = set()
+        self.steady: set[Connection] = set()
+        self.frames: list[bytes] = []
+        self.seq = 0  # the position of every steady connection, ``frames`` included
+        self.dirty = False
 
 
 class Fanout:
@@ -148,7 +202,9 @@ class Fanout:
         self.last_seq: dict[int, int] = {}
         #: credentials of recent WebSocket upgrades; revocations (below) clear them
         self.credentials = CredentialCache()
+        self.rooms: dict[int, Room] = {}
         self._dirty: list[Connection] = []
+        self._dirty_rooms: list[Room] = []
         self._scheduled = False
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -172,14 +228,44 @@ class Fanout:
         conns = self.conversations.get(conversation_id)
         if conns is None:
             conns = self.conversations[conversation_id] = set()
+            self.rooms[conversation_id] = Room(conversation_id)
         conns.add(conn)
+        self.rooms[conversation_id].others.add(conn)
 
     def unsubscribe(self, conn: Connection, conversation_id: int) -> None:
         conns = self.conversations.get(conversation_id)
         if conns is not None:
+            room = self.rooms[conversation_id]
+            if conn.room is room:
+                self.settle(conn)
             conns.discard(conn)
+            room.others.discard(conn)
             if not conns:
                 del self.conversations[conversation_id]
+                del self.rooms[conversation_id]
+
+    def settle(self, conn: Connection) -> None:
+        """``conn`` leaves its room's shared delivery (see :class:`Room`)."""
+        room = conn.room
+        if room is None:
+            return
+        conn.room = None
+        room.steady.discard(conn)
+        room.others.add(conn)
+        pending = conn.pending  # empty while steady
+        owed = conn.owed
+        if owed is not None:
+            conn.owed = None
+            pending.append(owed)
+        if room.frames:
+            pending.extend(room.frames)
+            if not room.steady:
+                room.frames = []
+        live = conn.live
+        if room.cid in live:
+            live[room.cid] = room.seq
+        if pending:
+            self.mark_dirty(conn)
 
     def known_seq(self, conversation_id: int) -> int:
         return self.last_seq.get(conversation_id, 0)
@@ -196,29 +282,65 @@ class Fanout:
             seq = event.seq
             if seq is not None and seq > self.last_seq.get(cid, 0):
                 self.last_seq[cid] = seq
-            conns = self.conversations.get(cid)
-            if not conns:
+            room = self.rooms.get(cid)
+            if room is None:
                 return
             frame = text_frame(event.payload)
             dirty = self._dirty
+            steady = room.steady
+            promote: list[Connection] | None = None
             if seq is None:  # typing: no position
-                for conn in conns:
+                for conn in room.others:
                     pending = conn.pending
                     if not pending:
-                        dirty.append(conn)
+                        if conn.room is not None:
+                            self.settle(conn)  # steady in another room: its frames first
+                        if not pending:
+                            dirty.append(conn)
                     pending.append(frame)
             else:
                 prev = seq - 1
-                for conn in conns:
+                if steady and room.seq != prev:
+                    # not the next seq: every connection's session decides
+                    for conn in tuple(steady):
+                        self.settle(conn)
+                if not steady:
+                    room.seq = prev
+                # Join ``steady`` only at the start of the room's pass: the frames
+                # already held are owed to the connections steady before them.
+                can_promote = not room.frames
+                for conn in room.others:
                     live = conn.live
                     if live.get(cid) == prev:
                         live[cid] = seq
                         pending = conn.pending
                         if not pending:
-                            dirty.append(conn)
+                            if conn.room is None and can_promote:
+                                if promote is None:
+                                    promote = [conn]
+                                else:
+                                    promote.append(conn)
+                                continue
+                            if conn.room is not None:
+                                self.settle(conn)  # steady in another room: its frames first
+                            if not pending:
+                                dirty.append(conn)
                         pending.append(frame)
                     else:
                         conn.deliver_slow(event, frame)
+                if promote is not None:
+                    others = room.others
+                    for conn in promote:
+                        others.discard(conn)
+                        conn.room = room
+                    steady.update(promote)
+            if steady:
+                room.frames.append(frame)
+                if seq is not None:
+                    room.seq = seq
+                if not room.dirty:
+                    room.dirty = True
+                    self._dirty_rooms.append(room)
         else:
             if event.control is Control.REVOKE:
                 if scope is Scope.USER:
@@ -236,7 +358,10 @@ class Fanout:
                     if conn.started:
                         pending = conn.pending
                         if not pending:
-                            dirty.append(conn)
+                            if conn.room is not None:
+                                self.settle(conn)
+                            if not pending:
+                                dirty.append(conn)
                         pending.append(frame)
                     else:
                         conn.deliver_slow(event, frame)
@@ -244,7 +369,7 @@ class Fanout:
                 # a control: the session decides, and may close or (un)subscribe
                 for conn in tuple(targets):
                     conn.deliver_slow(event, frame)
-        if self._dirty and not self._scheduled:
+        if (self._dirty or self._dirty_rooms) and not self._scheduled:
             self._schedule()
 
     def mark_dirty(self, conn: Connection) -> None:
@@ -272,8 +397,36 @@ class Fanout:
         slice runs join its pending list and go out in the same write, in order.
         """
         self._scheduled = False
+        rooms, self._dirty_rooms = self._dirty_rooms, []
+        for room in rooms:
+            room.dirty = False
+            frames = room.frames
+            if not frames:
+                continue
+            room.frames = []
+            data = b"".join(frames)
+            conns = list(room.steady)
+            for conn in conns:
+                owed = conn.owed
+                conn.owed = data if owed is None else owed + data
+            self._write_owed(conns, 0)
         dirty, self._dirty = self._dirty, []
         self._write(dirty, 0)
+
+    def _write_owed(self, conns: list[Connection], start: int) -> None:
+        """Write the room's shared bytes to its steady connections, a slice at a time."""
+        limit = self.send_buffer
+        end = start + self.slice_size
+        if end < len(conns):
+            loop = self._loop or asyncio.get_running_loop()
+            loop.call_soon(self._write_owed, conns, end)
+        for conn in conns[start:end]:
+            data = conn.owed
+            if data is None:  # settled since, or written with a later pass
+                continue
+            conn.owed = None
+            if conn.writer.write_frames(data) > limit:
+                conn.close(CloseCode.TOO_SLOW, "too slow", flush=False)
 
     def _write(self, dirty: list[Connection], start: int) -> None:
         limit = self.send_buffer

@@ -118,6 +118,7 @@ class WsConnection(Connection):
 
     def flush_pending(self) -> None:
         """Write what is pending now (before the server's close frame)."""
+        self.settle()
         pending, self.pending = self.pending, []
         if pending and not self.closed:
             self.writer.write_frames(b"".join(pending))
@@ -129,6 +130,7 @@ class WsConnection(Connection):
         for; :attr:`on_idle` is called once they are done. Until then the caller
         feeds no further message: a client's ops run in the order sent.
         """
+        self.settle()  # the session's positions up to date before it reads a frame
         session = self.session
         if text is not None:
             session.receive_text(text)
@@ -160,6 +162,7 @@ class WsConnection(Connection):
             if kind != "websocket.receive":
                 continue
             text = message.get("text")
+            self.settle()
             if text is not None:
                 session.receive_text(text)
             else:
@@ -176,17 +179,21 @@ class WsConnection(Connection):
                 result = await hub.post(
                     self.user, op.conversation, op.text, kind=op.kind, nonce=op.nonce
                 )
+                self.settle()
                 session.op_done(op, result.message)
             elif isinstance(op, Typing):
                 await hub.typing(self.user, op.conversation)
             else:
                 await hub.mark_read(self.user, op.conversation, op.seq)
         except RateLimited as exc:
+            self.settle()
             session.op_failed(op, exc.code, exc.message, retry_after=exc.retry_after)
         except HubbubError as exc:
+            self.settle()
             session.op_failed(op, exc.code, exc.message)
         except Exception:
             log.exception("WebSocket op %s failed", type(op).__name__)
+            self.settle()
             session.op_failed(op, ErrorCode.INTERNAL, "the server failed; try again")
         self.drain()
 
@@ -205,8 +212,10 @@ class WsConnection(Connection):
                     )
                 except Exception:
                     log.exception("catch-up read of conversation %d failed", fetch.conversation)
+                    self.settle()
                     session.fetch_failed(fetch.id, fetch.conversation)
                 else:
+                    self.settle()
                     session.fetched(fetch.id, fetch.conversation, messages)
                 self.drain()
         finally:
