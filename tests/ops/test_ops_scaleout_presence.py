@@ -208,3 +208,68 @@ async def test_the_online_set_is_read_again_now_and_then(
                 await asyncio.sleep(0.02)
     finally:
         await close_services(a)
+
+
+async def test_users_of_a_killed_process_go_offline(
+    processes: list[Services], presence_settings: Settings
+) -> None:
+    """``hubbub serve`` killed with SIGKILL: nothing said goodbye, the heartbeat expires."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+
+    import httpx
+
+    b = processes[1]
+    heard = Statuses(b)
+    erin = await b.accounts.register("erin", "long enough pw", trusted=True)
+    token, _ = await b.accounts.create_token(erin, "test")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("HUBBUB_")}
+    env.update(
+        HUBBUB_DATA_DIR=str(presence_settings.data_dir),
+        HUBBUB_REDIS_URL=presence_settings.redis_url,
+        HUBBUB_REDIS_CHANNEL=presence_settings.redis_channel,
+        HUBBUB_PRESENCE_GRACE=str(GRACE),
+        HUBBUB_PRESENCE_TTL=str(TTL),
+        HUBBUB_IRC_ENABLED="false",
+        HUBBUB_ACCESS_LOG="false",
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hubbub", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            async with asyncio.timeout(scaled(20)):
+                while True:
+                    assert proc.poll() is None, "hubbub serve exited"
+                    try:
+                        if (await client.get("/api/health")).status_code == 200:
+                            break
+                    except httpx.TransportError:
+                        pass
+                    await asyncio.sleep(0.02)
+        async with connect(
+            f"ws://127.0.0.1:{port}/api/ws",
+            additional_headers={"Authorization": f"Bearer {token}"},
+        ) as ws:
+            assert orjson.loads(await ws.recv())["type"] == "ready"
+            await heard.wait_for(erin, ["online"], 5)
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            died = asyncio.get_running_loop().time()
+            await heard.wait_for(erin, ["online", "offline"], TTL * 4 / 3 + 2)
+            took = asyncio.get_running_loop().time() - died
+            assert took < scaled(TTL * 4 / 3 + 0.5), took
+            assert not b.hub.is_online(erin.id)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
