@@ -186,3 +186,238 @@ async def test_a_send_whose_echo_never_came_before_the_connection_dropped_is_mar
             assert not server.errors
         finally:
             await close_services(services)
+
+
+LONG = " ".join(f"w{i:04d}" for i in range(220))  # three lines on IRC
+
+
+def _text(line: str) -> str:
+    """The text of a ``PRIVMSG target :text`` line the client sent."""
+    body = line.split(" ", 1)[1] if line.startswith("@") else line
+    text = body.split(" ", 2)[2]
+    return text[1:] if text.startswith(":") else text
+
+
+async def _parts(peer: Peer) -> list[str]:
+    parts = [_text(await peer.expect("PRIVMSG #chan"))]
+    while "".join(parts) != LONG:
+        parts.append(_text(await peer.expect("PRIVMSG #chan")))
+    return parts
+
+
+def _replayed(batch: str, parts: list[str], start: int = 2) -> list[str]:
+    return [
+        f"@batch={batch};" + T.format(start + i, f"p{i + 1}")[1:] + f":ada!u@h PRIVMSG #chan :{p}"
+        for i, p in enumerate(parts)
+    ]
+
+
+async def _answer_history(peer: Peer, asked: list[str], *lines: str) -> None:
+    line = await peer.expect("CHATHISTORY")
+    label, body = line.split(" ", 1)
+    asked.append(body)
+    await peer.send(f"{label} BATCH +r chathistory #chan", *lines, "BATCH -r")
+
+
+async def _ada_on(services: Any, port: int) -> tuple[Any, Any]:
+    user = await services.accounts.register("ada", "correct horse battery", trusted=True)
+    network = await services.store.create_network(
+        user.id,
+        kind=NetworkKind.IRC,
+        name="fake",
+        config={
+            "host": "127.0.0.1",
+            "port": port,
+            "tls": False,
+            "nick": "ada",
+            "autojoin": ["#chan"],
+        },
+    )
+    return user, network
+
+
+async def _said(store: Any, network_id: int) -> list[Any]:
+    """What #chan holds but the JOIN lines of each session."""
+    chan = await store.find_network_conversation(network_id, "#chan")
+    if chan is None:
+        return []
+    return [m for m in await store.history(chan.id) if m.kind is not MessageKind.JOIN]
+
+
+async def test_a_message_sent_in_three_lines_is_stored_once_though_every_part_is_replayed(
+    settings: Settings,
+) -> None:
+    """echo-message + msgid + draft/chathistory: a long message goes out as three
+    PRIVMSGs, each echoed with its own msgid. The server then drops the
+    connection, and on the reconnect (and again after a Hubbub restart) replays
+    all three parts: each part's msgid leads to the one stored message (the
+    first on the message, the others in ``message_ext_keys``), so the history
+    holds it once, and the other lines once."""
+    asked: list[str] = []
+    sent_parts: list[str] = []
+    keyed_all = asyncio.Event()
+
+    async def first(peer: Peer) -> None:
+        await peer.register(nick="ada", caps=CAPS)
+        await peer.expect("JOIN")
+        await peer.send(":ada!u@h JOIN #chan")
+        await _answer_history(peer, asked)
+        parts = await _parts(peer)
+        sent_parts.extend(parts)
+        for i, part in enumerate(parts):
+            await peer.send(T.format(2 + i, f"p{i + 1}") + f":ada!u@h PRIVMSG #chan :{part}")
+        async with asyncio.timeout(scaled(30)):
+            await keyed_all.wait()
+        await peer.close()  # a reconnect: the gap fill replays every part
+
+    async def second(peer: Peer) -> None:
+        await peer.register(nick="ada", caps=CAPS)
+        await peer.expect("JOIN")
+        await peer.send(":ada!u@h JOIN #chan")
+        await _answer_history(
+            peer,
+            asked,
+            *_replayed("r", sent_parts),
+            "@batch=r;" + T.format(5, "m5")[1:] + ":bob!b@h PRIVMSG #chan :later",
+        )
+        await peer.expect("QUIT", timeout=30)
+
+    async def third(peer: Peer) -> None:
+        await peer.register(nick="ada", caps=CAPS)
+        await peer.expect("JOIN")
+        await peer.send(":ada!u@h JOIN #chan")
+        await _answer_history(
+            peer,
+            asked,
+            *_replayed("r", sent_parts),
+            "@batch=r;" + T.format(5, "m5")[1:] + ":bob!b@h PRIVMSG #chan :later",
+            "@batch=r;" + T.format(6, "m6")[1:] + ":carol!c@h PRIVMSG #chan :last",
+        )
+        await asyncio.sleep(scaled(10))
+
+    async with FakeServer([first, second, third]) as server:
+        services = await build_services(settings)
+        try:
+            user, network = await _ada_on(services, server.port)
+            irc, store = services.irc, services.store
+            assert irc is not None
+            await irc.connect(network.id)
+            chan = await eventually(lambda: store.find_network_conversation(network.id, "#chan"))
+            await eventually(
+                lambda: asyncio.sleep(0, irc.state(network.id)["state"] == "connected")
+            )
+            posted = await services.hub.post(user, chan.id, LONG, nonce="long")
+            message_id = posted.message.id
+
+            async def keyed() -> list[str]:
+                keys = await store.message_ext_keys(message_id)
+                return keys if len(keys) == 3 else []
+
+            assert await eventually(keyed) == ["id:p1", "id:p2", "id:p3"]
+            assert len(sent_parts) == 3
+            keyed_all.set()
+
+            async def later() -> bool:
+                return any(m.text == "later" for m in await _said(store, network.id))
+
+            await eventually(later)
+            said = await _said(store, network.id)
+            assert [(m.text, m.sender_id) for m in said] == [(LONG, user.id), ("later", None)]
+        finally:
+            await close_services(services)
+
+        services = await build_services(settings)  # a restart: the keys come from the store
+        try:
+            store = services.store
+
+            async def last() -> bool:
+                return any(m.text == "last" for m in await _said(store, network.id))
+
+            await eventually(last)
+            said = await _said(store, network.id)
+            assert [m.text for m in said] == [LONG, "later", "last"]
+            assert said[0].id == message_id
+            assert asked == [
+                "CHATHISTORY LATEST #chan * 100",
+                "CHATHISTORY AFTER #chan msgid=p3 100",  # the newest part anchors
+                "CHATHISTORY AFTER #chan msgid=m5 100",
+            ]
+            assert not server.errors
+        finally:
+            await close_services(services)
+
+
+async def test_parts_whose_echo_the_dropped_connection_lost_key_the_message_on_replay(
+    settings: Settings,
+) -> None:
+    """echo-message: the server reads the three PRIVMSGs of a long message but
+    closes before echoing any. The message gets its "maybe not sent" note; the
+    gap fill of the next session replays the three parts, which this process
+    still knows as unechoed: they key the message instead of being stored as
+    lines of their own (the note stays: "maybe" was all that could be said)."""
+    asked: list[str] = []
+    sent_parts: list[str] = []
+
+    async def dropping(peer: Peer) -> None:
+        await peer.register(nick="ada", caps=CAPS)
+        await peer.expect("JOIN")
+        await peer.send(":ada!u@h JOIN #chan")
+        await _answer_history(  # something to anchor the next gap fill
+            peer, asked, "@batch=r;" + T.format(1, "m1")[1:] + ":bob!b@h PRIVMSG #chan :before"
+        )
+        sent_parts.extend(await _parts(peer))
+        await peer.close()  # no echo of any
+
+    async def after(peer: Peer) -> None:
+        await peer.register(nick="ada", caps=CAPS)
+        await peer.expect("JOIN")
+        await peer.send(":ada!u@h JOIN #chan")
+        await _answer_history(
+            peer,
+            asked,
+            *_replayed("r", sent_parts),
+            "@batch=r;" + T.format(5, "m5")[1:] + ":bob!b@h PRIVMSG #chan :later",
+        )
+        await asyncio.sleep(scaled(10))
+
+    async with FakeServer([dropping, after]) as server:
+        services = await build_services(settings)
+        try:
+            user, network = await _ada_on(services, server.port)
+            irc, store = services.irc, services.store
+            assert irc is not None
+            await irc.connect(network.id)
+            chan = await eventually(lambda: store.find_network_conversation(network.id, "#chan"))
+            await eventually(
+                lambda: asyncio.sleep(0, irc.state(network.id)["state"] == "connected")
+            )
+
+            async def before() -> bool:
+                return any(m.text == "before" for m in await _said(store, network.id))
+
+            await eventually(before)
+            posted = await services.hub.post(user, chan.id, LONG, nonce="long")
+
+            async def later() -> bool:
+                return any(m.text == "later" for m in await _said(store, network.id))
+
+            await eventually(later)
+            said = await _said(store, network.id)
+            assert [m.text for m in said][:2] == ["before", LONG]
+            assert [m.kind for m in said][2:] == [MessageKind.SYSTEM, MessageKind.TEXT]
+            assert said[1].id == posted.message.id and said[1].sender_id == user.id
+            assert said[2].meta == {
+                "not_sent": posted.message.seq,
+                "reason": "connection_lost",
+                "maybe": True,
+            }
+            assert said[3].text == "later"
+            assert await store.message_ext_keys(posted.message.id) == ["id:p1", "id:p2", "id:p3"]
+            assert len(sent_parts) == 3
+            assert asked == [
+                "CHATHISTORY LATEST #chan * 100",
+                "CHATHISTORY AFTER #chan msgid=m1 100",
+            ]
+            assert not server.errors
+        finally:
+            await close_services(services)

@@ -30,7 +30,7 @@ async def test_migrate_twice_and_concurrently(target) -> None:
         async with store.engine.connect() as conn:
             version = await conn.scalar(sa.text("SELECT version_num FROM alembic_version"))
             networks = (await conn.execute(sa.text("SELECT id, kind, name FROM networks"))).all()
-        assert version == "0002"
+        assert version == "0003"
         assert [tuple(row) for row in networks] == [(LOCAL_NETWORK_ID, "local", "local")]
     finally:
         await store.close()

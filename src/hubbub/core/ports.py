@@ -179,7 +179,16 @@ class Store(Protocol):
         """Key a stored message by its IRC echo (msgid), so a replay of it is recognised."""
 
     async def message_by_ext_key(self, conversation_id: int, ext_key: str) -> Message | None:
-        """The message stored with that external key (IRC msgid or content hash)."""
+        """The message stored with that external key (IRC msgid or content hash),
+        its own or one added by ``add_ext_key``."""
+
+    async def add_ext_key(self, message_id: str, ext_key: str) -> bool:
+        """One more external key of a stored message (a later part of a message
+        sent to IRC in several lines); the message itself is not changed. False
+        when the key is taken in that conversation or there is no such message."""
+
+    async def message_ext_keys(self, message_id: str) -> list[str]:
+        """Every external key of a message: its own first, then those added."""
 
 
 class Outbound(Protocol):

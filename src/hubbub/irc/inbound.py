@@ -79,7 +79,7 @@ class _Pending:
     kind: MessageKind
     text: str
     message: Message
-    keyed: bool = False
+    keyed: bool = False  # the echo of its first part keyed it (``messages.ext_key``)
 
 
 @dataclass
@@ -92,6 +92,10 @@ class _Running:
     away: bool = False  # we set AWAY because no browser was attached
     # folded target -> user messages committed and sent, whose echo is awaited
     pending: dict[str, deque[_Pending]] = field(default_factory=dict)
+    # folded target -> sends still unechoed (in part) when the connection dropped:
+    # their lines in the next CHATHISTORY replay of that target key them instead
+    # of being stored as lines of their own
+    lost: dict[str, deque[_Pending]] = field(default_factory=dict)
 
 
 def mentions(text: str, nick: str, words: list[str]) -> bool:
@@ -169,6 +173,7 @@ class Inbound:
             case History():
                 for message in event.messages:
                     await self._store_message(running, message, replay=True)
+                running.lost.pop(irc_fold(event.target), None)  # its gap is filled
             case Join():
                 if event.is_me:
                     await self._remember_channel(running, event.channel, joined=True)
@@ -293,8 +298,8 @@ class Inbound:
         self, running: _Running, msg: IrcMessage, *, replay: bool = False
     ) -> None:
         network = running.network
-        if msg.own:
-            sent = self._take_pending(running, msg)
+        if msg.own and not replay:
+            sent = self._take_pending(running.pending, msg)
             if sent is not None:  # ours, stored at its commit before it was sent
                 await self._key_sent(running, sent, msg)
                 return
@@ -304,8 +309,20 @@ class Inbound:
         kind = ConversationKind.CHANNEL if msg.is_channel else ConversationKind.QUERY
         conversation = await self._conversation(network, kind, msg.conversation)
         key = history.keys(msg)[0]
-        if replay and await self.store.message_by_ext_key(conversation.id, key) is not None:
+        # A replay, or a line of ours not matched to a pending send (another
+        # session's, or a part of a split message seen before): any key of a
+        # stored message counts, the added ones of split messages included, which
+        # the unique index of ``messages.ext_key`` alone would not catch.
+        if (replay or msg.own) and await self.store.message_by_ext_key(
+            conversation.id, key
+        ) is not None:
             return
+        if msg.own and replay:  # not stored under its key: maybe one of ours all the same
+            # (a send of this session, or a part whose echo the dropped session lost)
+            sent = self._take_pending(running.pending, msg) or self._take_pending(running.lost, msg)
+            if sent is not None:
+                await self._key_sent(running, sent, msg)
+                return
         meta: dict[str, Any] = {"irc_time": _ms(msg.time)}
         if msg.msgid:
             meta["msgid"] = msg.msgid
@@ -329,11 +346,13 @@ class Inbound:
             return  # stored already (a replay raced the live line)
         self._anchors[(network.id, irc_fold(msg.conversation))] = Anchor(msg.msgid, msg.time)
 
-    def _take_pending(self, running: _Running, msg: IrcMessage) -> _Pending | None:
+    def _take_pending(
+        self, pending: dict[str, deque[_Pending]], msg: IrcMessage
+    ) -> _Pending | None:
         """Consume the echo of a message the user sent through Hubbub (in parts when
         split). Sends older than the one matched lost their echo (a reconnect in
         between): they are dropped, so they cannot block later matches."""
-        queue = running.pending.get(irc_fold(msg.target))
+        queue = pending.get(irc_fold(msg.target))
         if not queue:
             return None
         for index, sent in enumerate(queue):
@@ -348,15 +367,28 @@ class Inbound:
         return None
 
     async def _key_sent(self, running: _Running, sent: _Pending, msg: IrcMessage) -> None:
-        """The first echo of a sent message keys it (msgid, server time): a replay
-        after a restart is then recognised, and it can anchor CHATHISTORY."""
-        if sent.keyed or not msg.conversation:
+        """The echo of each part of a sent message keys it: the first part's key
+        (msgid, else time/nick/kind/text) and server time go on the message
+        (``set_ext_key``), every later part's key is added beside it
+        (``add_ext_key``, ``message_ext_keys``), so a replay of any part after a
+        restart leads to the one stored message. The newest part anchors the next
+        ``CHATHISTORY AFTER`` of this process."""
+        if not msg.conversation:
             return
-        sent.keyed = True
-        meta = {**(sent.message.meta or {}), "irc_time": _ms(msg.time)}
-        if msg.msgid:
-            meta["msgid"] = msg.msgid
-        await self.store.set_ext_key(sent.message.id, history.keys(msg)[0], meta)
+        key = history.keys(msg)[0]
+        if not sent.keyed:
+            sent.keyed = True
+            meta = {**(sent.message.meta or {}), "irc_time": _ms(msg.time)}
+            if msg.msgid:
+                meta["msgid"] = msg.msgid
+            await self.store.set_ext_key(sent.message.id, key, meta)
+        elif not await self.store.add_ext_key(sent.message.id, key):
+            log.warning(
+                "irc network %d: key %r of a part of message %s is taken",
+                running.network.id,
+                key,
+                sent.message.id,
+            )
         self._anchors[(running.network.id, irc_fold(msg.conversation))] = Anchor(
             msg.msgid, msg.time
         )
@@ -391,6 +423,8 @@ class Inbound:
         (echo-message): they may never have left the send queue. Each gets a
         "maybe not sent" note; no echo of the old session comes any more."""
         lost = [sent.message for queue in running.pending.values() for sent in queue]
+        for target, queue in running.pending.items():  # a replay may show them sent
+            running.lost.setdefault(target, deque(maxlen=MAX_PENDING_ECHOES)).extend(queue)
         running.pending.clear()
         for message in lost:
             await self._note_unsent(
@@ -439,6 +473,8 @@ class Inbound:
                     self._anchors[(network.id, irc_fold(new))] = anchor
                 if (pending := running.pending.pop(irc_fold(old), None)) is not None:
                     running.pending[irc_fold(new)] = pending
+                if (lost := running.lost.pop(irc_fold(old), None)) is not None:
+                    running.lost[irc_fold(new)] = lost
                 if self.cluster.shared:  # sends through other processes go to the new nick
                     await self.cluster.notify(_conv_notice(renamed))
                 stored = await self.hub.post_system(

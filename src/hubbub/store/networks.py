@@ -217,13 +217,64 @@ class NetworkQueries(StoreBase):
             return False
         return bool(result.rowcount)
 
+    async def add_ext_key(self, message_id: str, ext_key: str) -> bool:
+        """One more key of a stored message (``message_ext_keys``): the echo of a
+        later part of a message sent to IRC in several lines. The message row is
+        not changed. False when the key leads to a message of that conversation
+        already (its own key or one added), or there is no such message."""
+        m, k = t.messages, t.message_ext_keys
+        try:
+            with translating(unique=NameTaken("taken")):
+                async with self._write() as conn:
+                    conversation_id = await conn.scalar(
+                        sa.select(m.c.conversation_id).where(m.c.id == message_id)
+                    )
+                    if conversation_id is None:
+                        return False
+                    taken = await conn.scalar(
+                        sa.select(m.c.id).where(
+                            m.c.conversation_id == conversation_id, m.c.ext_key == ext_key
+                        )
+                    )
+                    if taken is not None:
+                        return False
+                    await conn.execute(
+                        sa.insert(k).values(
+                            conversation_id=conversation_id, ext_key=ext_key, message_id=message_id
+                        )
+                    )
+        except NameTaken:
+            return False
+        return True
+
     async def message_by_ext_key(self, conversation_id: int, ext_key: str) -> Message | None:
-        stmt = sa.select(*rows.MESSAGE_COLUMNS).where(
-            t.messages.c.conversation_id == conversation_id, t.messages.c.ext_key == ext_key
+        """The message with that key: its own (``messages.ext_key``) or one added
+        (``add_ext_key``: a later part of a message sent in several lines)."""
+        m, k = t.messages, t.message_ext_keys
+        own = sa.select(*rows.MESSAGE_COLUMNS).where(
+            m.c.conversation_id == conversation_id, m.c.ext_key == ext_key
+        )
+        added = sa.select(*rows.MESSAGE_COLUMNS).where(
+            m.c.id
+            == sa.select(k.c.message_id)
+            .where(k.c.conversation_id == conversation_id, k.c.ext_key == ext_key)
+            .scalar_subquery()
         )
         async with self._read() as conn:
-            row = (await conn.execute(stmt)).first()
+            row = (await conn.execute(own)).first()
+            if row is None:
+                row = (await conn.execute(added)).first()
         return None if row is None else rows.message(row)
+
+    async def message_ext_keys(self, message_id: str) -> list[str]:
+        """Every external key of a message: its own first, then those added."""
+        m, k = t.messages, t.message_ext_keys
+        async with self._read() as conn:
+            own = await conn.scalar(sa.select(m.c.ext_key).where(m.c.id == message_id))
+            added = await conn.scalars(
+                sa.select(k.c.ext_key).where(k.c.message_id == message_id).order_by(k.c.ext_key)
+            )
+            return ([own] if own else []) + list(added)
 
 
 def _dump(config: dict[str, Any]) -> str:

@@ -156,3 +156,23 @@ messages = sa.Table(
     sa.UniqueConstraint("sender_id", "nonce"),
     sa.Index("ix_messages_conversation_id_ext_key", "conversation_id", "ext_key", unique=True),
 )
+
+# More external keys of one message (migration 0003): a message sent to IRC in
+# several lines is keyed by its first part in ``messages.ext_key`` and by the
+# others here, so a replay of any part leads to it. Unique per conversation.
+message_ext_keys = sa.Table(
+    "message_ext_keys",
+    metadata,
+    sa.Column(
+        "conversation_id",
+        sa.Integer,
+        sa.ForeignKey("conversations.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("ext_key", sa.Text, nullable=False),
+    sa.Column(
+        "message_id", sa.Text, sa.ForeignKey("messages.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.PrimaryKeyConstraint("conversation_id", "ext_key"),
+    sa.Index(None, "message_id"),
+)
