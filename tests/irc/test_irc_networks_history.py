@@ -8,6 +8,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import pytest
 from fakeserver import FakeServer, Peer
 
 from hubbub.app import build_services, close_services
@@ -347,14 +348,16 @@ async def test_a_message_sent_in_three_lines_is_stored_once_though_every_part_is
             await close_services(services)
 
 
+@pytest.mark.parametrize("echoed", [0, 1])
 async def test_parts_whose_echo_the_dropped_connection_lost_key_the_message_on_replay(
-    settings: Settings,
+    settings: Settings, echoed: int
 ) -> None:
     """echo-message: the server reads the three PRIVMSGs of a long message but
-    closes before echoing any. The message gets its "maybe not sent" note; the
-    gap fill of the next session replays the three parts, which this process
-    still knows as unechoed: they key the message instead of being stored as
-    lines of their own (the note stays: "maybe" was all that could be said)."""
+    closes before echoing any (or after echoing the first only). The message
+    gets its "maybe not sent" note; the gap fill of the next session replays the
+    three parts, which this process still knows as unechoed: they key the
+    message instead of being stored as lines of their own (the note stays:
+    "maybe" was all that could be said; an echoed part is known by its key)."""
     asked: list[str] = []
     sent_parts: list[str] = []
 
@@ -366,7 +369,9 @@ async def test_parts_whose_echo_the_dropped_connection_lost_key_the_message_on_r
             peer, asked, "@batch=r;" + T.format(1, "m1")[1:] + ":bob!b@h PRIVMSG #chan :before"
         )
         sent_parts.extend(await _parts(peer))
-        await peer.close()  # no echo of any
+        for i, part in enumerate(sent_parts[:echoed]):
+            await peer.send(T.format(2 + i, f"p{i + 1}") + f":ada!u@h PRIVMSG #chan :{part}")
+        await peer.close()  # no echo of the others
 
     async def after(peer: Peer) -> None:
         await peer.register(nick="ada", caps=CAPS)
@@ -416,7 +421,7 @@ async def test_parts_whose_echo_the_dropped_connection_lost_key_the_message_on_r
             assert len(sent_parts) == 3
             assert asked == [
                 "CHATHISTORY LATEST #chan * 100",
-                "CHATHISTORY AFTER #chan msgid=m1 100",
+                f"CHATHISTORY AFTER #chan msgid={'p1' if echoed else 'm1'} 100",
             ]
             assert not server.errors
         finally:
