@@ -3,21 +3,27 @@
     .venv/bin/python tests/web/make_screenshots.py
 
 Starts a Hubbub on a free port with a few people talking, then saves
-docs/screenshots/{desktop,phone}-{light,dark}.png; renders
-src/hubbub/static/icons/icon.svg to the PNG icons of the web app manifest.
+docs/screenshots/{desktop,phone}-{light,dark}.png; starts Debian's InspIRCd
+(as the IRC tests do) and saves docs/screenshots/desktop-irc.png, an IRC
+channel of a network alice added; renders src/hubbub/static/icons/icon.svg to
+the PNG icons of the web app manifest.
 """
 
 from __future__ import annotations
 
 import contextlib
+import socket
 import sys
 import tempfile
+import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path[:0] = [str(ROOT / "tests" / "web"), str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT / "tests" / "web"), str(ROOT / "tests" / "irc"), str(ROOT / "tests")]
 
 import httpx  # noqa: E402
+from ircservers import IrcServer, require  # noqa: E402
 from playwright.sync_api import sync_playwright  # noqa: E402
 
 from conftest import CHROMIUM, CHROMIUM_ARGS, PASSWORD, Hub, running_hub  # noqa: E402
@@ -94,11 +100,106 @@ def talk(clients: dict[str, httpx.Client]) -> None:
     a.put(f"conversations/{dm2['id']}/read", json={"seq": 100})
 
 
+IRC_TALK = [
+    ("grace", "morning all, \x02release day\x02 for 2.4 \x0303\u2714\x03"),
+    ("linus", "\x01ACTION rebases the release branch one last time\x01"),
+    ("grace", "alice: are the packaging notes in the wiki up to date?"),
+    ("linus", "CI is \x0303,01green\x03 on every target, \x1dfinally\x1d"),
+    ("grace", "changelog: https://example.org/changes/2.4"),
+]
+
+
+class IrcUser:
+    """A plain IRC client on a blocking socket: just enough to talk in a channel."""
+
+    def __init__(self, port: int, nick: str) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=20)
+        self.buf = b""
+        self.send(f"NICK {nick}", f"USER {nick} 0 * :{nick.title()}")
+        self.wait(b" 001 ")
+
+    def send(self, *lines: str) -> None:
+        self.sock.sendall(b"".join(line.encode() + b"\r\n" for line in lines))
+
+    def wait(self, needle: bytes) -> None:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            while b"\r\n" in self.buf:
+                line, self.buf = self.buf.split(b"\r\n", 1)
+                if line.startswith(b"PING"):
+                    self.send("PONG" + line[4:].decode())
+                if needle in line:
+                    return
+            self.buf += self.sock.recv(4096)
+        raise TimeoutError(needle)
+
+
+def irc_screenshot(browser: Any, hub: Hub, ircd: IrcServer) -> None:
+    with hub.api("alice") as a:
+        a.post(
+            "networks",
+            json={
+                "name": "libre",
+                "host": "127.0.0.1",
+                "port": ircd.port,
+                "tls": False,
+                "nick": "alice",
+                "autojoin": ["#hubbub"],
+                "connect": True,
+            },
+        ).raise_for_status()
+        deadline = time.monotonic() + 30
+        while not any(c["name"] == "#hubbub" for c in a.get("conversations").json()):
+            if time.monotonic() > deadline:
+                raise TimeoutError("alice's IRC network did not join #hubbub")
+            time.sleep(0.2)
+        people = [IrcUser(ircd.port, n) for n in ("grace", "linus")]
+        for person in people:
+            person.send("JOIN #hubbub")
+            person.wait(b" 366 ")
+        channel = next(c for c in a.get("conversations").json() if c["name"] == "#hubbub")
+        (network,) = a.get("networks").json()
+        a.post(  # alice joined first, so she is the channel's operator
+            f"networks/{network['id']}/command",
+            json={
+                "command": "/topic #hubbub Hubbub \x02development\x02 | release 2.4 today",
+                "conversation": channel["id"],
+            },
+        ).raise_for_status()
+        for nick, text in IRC_TALK:
+            people[0 if nick == "grace" else 1].send(f"PRIVMSG #hubbub :{text}")
+            time.sleep(0.15)
+        a.post(
+            f"conversations/{channel['id']}/messages", json={"text": "yes, updated them last night"}
+        )
+        time.sleep(0.5)
+        context = browser.new_context(
+            color_scheme="dark", viewport={"width": 1280, "height": 760}, device_scale_factor=1
+        )
+        context.request.post(hub.url + "api/login", data={"name": "alice", "password": PASSWORD})
+        context.add_init_script(
+            "localStorage.setItem('hubbub:settings', JSON.stringify({notifyAsked: true}))"
+        )
+        page = context.new_page()
+        page.goto(hub.url)
+        page.wait_for_selector(".conn[data-state=online]", state="attached")
+        page.locator("nav section.irc .conv", has_text="hubbub").click()
+        page.wait_for_selector(".conv-title:has-text('#hubbub')")
+        page.wait_for_selector("#members [data-nick=linus]")
+        page.wait_for_timeout(400)
+        page.wait_for_timeout(400)
+        page.screenshot(path=str(OUT / "desktop-irc.png"))
+        context.close()
+        for person in people:
+            person.send("QUIT :bye")
+            person.sock.close()
+
+
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     with (
         tempfile.TemporaryDirectory() as tmp,
-        running_hub(Path(tmp)) as hub,
+        running_hub(Path(tmp), HUBBUB_IRC_ALLOW_PRIVATE_ADDRESSES="true") as hub,
         sync_playwright() as p,
     ):
         seed(hub)
@@ -160,6 +261,12 @@ def main() -> None:
                     page.wait_for_timeout(400)
                     page.screenshot(path=str(OUT / "phone-drawer.png"))
                 context.close()
+        ircd = IrcServer("inspircd", require("inspircd"), Path(tmp) / "inspircd")
+        ircd.start()
+        try:
+            irc_screenshot(browser, hub, ircd)
+        finally:
+            ircd.stop()
         browser.close()
     print("saved", *sorted(p.name for p in OUT.iterdir()))
 

@@ -42,6 +42,9 @@ function Item({ chat, c, onPick }) {
   const mentions = c.mentionSeqs.length;
   const unread = active ? 0 : c.unread;
   const online = dm && c.members?.some((m) => m.name === c.peer && m.online);
+  // an IRC channel shows its own prefix (#, &, ...) as its icon, never the lock
+  // of a private room (only its user sees it in Hubbub, but on IRC it is open)
+  const chanPrefix = c.kind === "channel" && /^[#&+!]/.test(c.name) ? c.name[0] : null;
   const label = `${convTitle(c)}${unread ? `, ${unread} unread` : ""}${mentions ? `, ${mentions} mention${mentions > 1 ? "s" : ""}` : ""}`;
   return html`<li>
     <a href=${"#/c/" + c.id} class=${"conv" + (active ? " active" : "") + (unread ? " has-unread" : "")}
@@ -49,8 +52,8 @@ function Item({ chat, c, onPick }) {
       onClick=${(e) => { e.preventDefault(); onPick(c.id); }}>
       ${dm
         ? html`<span class=${"avatar tiny " + nickClass(c.peer || c.name)} aria-hidden="true">${initial(c.peer || c.name)}${online && html`<i class="presence-dot"></i>`}</span>`
-        : html`<span class="conv-icon" aria-hidden="true">${c.visibility === "private" ? html`<${Icon} name="lock" size=${15} />` : "#"}</span>`}
-      <span class="conv-name">${c.kind === "channel" ? c.name.replace(/^#/, "") : c.kind === "query" ? convTitle(c) : dm ? c.peer || c.name : c.name}</span>
+        : html`<span class="conv-icon" aria-hidden="true">${chanPrefix || (c.visibility === "private" ? html`<${Icon} name="lock" size=${15} />` : "#")}</span>`}
+      <span class="conv-name">${chanPrefix ? c.name.slice(1) : c.kind === "channel" ? c.name : c.kind === "query" ? convTitle(c) : dm ? c.peer || c.name : c.name}</span>
       ${mentions > 0 && !active && html`<span class="badge mention-badge" aria-hidden="true">@${mentions > 1 ? mentions : ""}</span>`}
       ${unread > 0 && html`<span class="badge" aria-hidden="true">${unread > 999 ? "999+" : unread}</span>`}
     </a>
