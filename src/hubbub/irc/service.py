@@ -124,8 +124,6 @@ class IrcService(ScaleOut):
         self._members: dict[int, list[dict[str, str]]] = {}
         self._anchors: dict[tuple[int, str], Anchor] = {}
         self._closed = False
-        # user id -> the last presence status the bus carried (any process's)
-        self._presence: dict[int, str] = {}
         if self.cluster.shared:  # member lists of networks other processes run
             bus.add_listener(self._on_bus_event)
         bus.add_listener(self._on_presence)
@@ -138,21 +136,18 @@ class IrcService(ScaleOut):
         if event.scope is not Scope.ALL or not event.payload.startswith(_PRESENCE_EVENT):
             return
         try:
-            body = orjson.loads(event.payload)
-            user_id, status = int(body["user_id"]), str(body["status"])
+            user_id = int(orjson.loads(event.payload)["user_id"])
         except (ValueError, KeyError, TypeError):
             return
-        self._presence[user_id] = status
         for running in list(self._running.values()):
             if running.network.user_id == user_id:
                 self._apply_away(running)
 
     def _attached(self, user_id: int) -> bool:
-        """Whether the user has a browser attached: a session in this process, or
-        (several processes) the last presence event said online. Presence is
-        counted per process: with sessions in two other processes, one closing
-        says offline though the other stays (docs/irc.md)."""
-        return self.hub.is_online(user_id) or self._presence.get(user_id) == "online"
+        """Whether the user has a browser attached, in any process: the Hub's
+        presence is global (core/presence.py; its bus listener was added before
+        ours, so it has taken in the event that woke us)."""
+        return self.hub.is_online(user_id)
 
     # -- lifecycle ------------------------------------------------------------
 
