@@ -132,7 +132,7 @@ async def durable(args: argparse.Namespace) -> dict[str, Any]:
             # (20,000 in a 4 s run) made the bench's own heap grow until the
             # garbage collector's full passes stopped the loop for ~50 ms, twice
             # a run, which was most of the ack p99 it reported
-            # (bench/notes-durable.md).
+            # (docs/performance/durable.md).
             tasks: set[asyncio.Task[None]] = set()
 
             async def one(due: float, measured: bool) -> None:

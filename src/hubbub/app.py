@@ -262,7 +262,7 @@ class HubbubServer(uvicorn.Server):
         # What startup made (imports, the app, caches: ~155k objects) lives as
         # long as the process: out of the cyclic GC's way, so full passes during
         # a connection storm walk only what connections made (issue 5; GC time
-        # per 5000 connects 0.6-0.9 s -> 0.13-0.27 s, bench/notes-wsconn.md).
+        # per 5000 connects 0.6-0.9 s -> 0.13-0.27 s, docs/performance/connections.md).
         gc.freeze()
         for server in getattr(self, "servers", []):
             for sock in server.sockets:

@@ -400,7 +400,7 @@ _SQLITE_CHUNK = 2048
 # terms to a new segment at the end of every statement that wrote it, so the
 # insert trigger cost one segment (and its merging) per message with
 # executemany, and one per batch now: 512 messages 19 -> 9.5 ms of SQLite work
-# (bench/notes-durable.md). Written out by hand: no SQLAlchemy compilation of
+# (docs/performance/durable.md). Written out by hand: no SQLAlchemy compilation of
 # thousands of expanding parameters per batch.
 _SQLITE_INSERT = "INSERT INTO messages (" + ", ".join(_COLUMNS) + ") VALUES "
 _SQLITE_ROW = "(" + ", ".join(["?"] * len(_COLUMNS)) + ")"
