@@ -110,3 +110,12 @@ async def test_sqlite_settings(tmp_path) -> None:
         "foreign_keys": 1,
         "busy_timeout": 10000,
     }
+
+
+def test_head_revision_is_alembics_head() -> None:
+    """The start-up fast path (no alembic import when at head) names the same head."""
+    from alembic.script import ScriptDirectory
+
+    from hubbub.store.migrate import alembic_config, head_revision
+
+    assert head_revision() == ScriptDirectory.from_config(alembic_config()).get_current_head()
