@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -133,6 +134,29 @@ async def pg_url() -> str:
     if problem:
         service_missing(problem)
     return url
+
+
+@pytest.fixture
+async def pg_database(pg_url: str) -> AsyncIterator[str]:
+    """A fresh PostgreSQL database of its own (for several processes sharing it),
+    dropped afterwards."""
+    import asyncpg
+    import sqlalchemy as sa
+
+    url = sa.make_url(pg_url)
+    dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    name = f"hubbub_test_{uuid.uuid4().hex[:12]}"
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    yield url.set(database=name).render_as_string(hide_password=False)
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
 
 
 async def _redis_problem(url: str) -> str | None:

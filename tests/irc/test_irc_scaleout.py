@@ -93,25 +93,6 @@ class Watcher:
 
 
 @pytest.fixture
-async def pg_database(pg_url: str) -> AsyncIterator[str]:
-    """A fresh PostgreSQL database for the two processes, dropped afterwards."""
-    url = sa.make_url(pg_url)
-    dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
-    name = f"hubbub_irc_{uuid.uuid4().hex[:12]}"
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    yield url.set(database=name).render_as_string(hide_password=False)
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
-
-
-@pytest.fixture
 async def scaleout_settings(
     make_settings: Callable[..., Settings], pg_database: str, redis_url: str
 ) -> AsyncIterator[Settings]:

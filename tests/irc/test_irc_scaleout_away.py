@@ -15,7 +15,6 @@ from test_irc_scaleout import (  # noqa: F401  (pytest fixtures used by name)
     CHANNEL,
     Watcher,
     eventually,
-    pg_database,
     scaleout_settings,
 )
 

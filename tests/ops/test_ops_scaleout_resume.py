@@ -7,12 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
-import asyncpg
 import orjson
 import pytest
-import sqlalchemy as sa
 from websockets.asyncio.client import connect
 
 from hubbub.app import build_services, close_services
@@ -22,25 +20,6 @@ from hubbub.web.deps import Services
 from testenv import RunningServer, scaled, start_server
 
 PASSWORD = "correct horse battery"
-
-
-@pytest.fixture
-async def pg_database(pg_url: str) -> AsyncIterator[str]:
-    """A fresh PostgreSQL database for the two processes, dropped afterwards."""
-    url = sa.make_url(pg_url)
-    dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
-    name = f"hubbub_resume_{uuid.uuid4().hex[:12]}"
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    yield url.set(database=name).render_as_string(hide_password=False)
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
 
 
 @pytest.fixture
