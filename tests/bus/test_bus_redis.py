@@ -124,7 +124,7 @@ async def test_resubscribes_after_the_connection_is_killed(
 
     async with asyncio.timeout(scaled(10)):
         await until_delivered()
-    assert b._pubsub is not None
+    assert b._subscription is not None and b._subscription._pubsub is not None
 
 
 async def test_unreachable_redis_fails_start_clearly() -> None:

@@ -28,6 +28,7 @@ import contextlib
 import logging
 import random
 import time
+from collections.abc import Callable
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -63,6 +64,77 @@ class Backoff:
         self._next = self.first
 
 
+class Subscription:
+    """One Redis pub/sub channel, read until cancelled. :meth:`open` subscribes
+    (and raises when it cannot); :meth:`run` hands every message to ``deliver``
+    and, when the subscription is lost, subscribes again with backoff, then
+    calls ``on_resubscribed`` (what was published meanwhile was missed)."""
+
+    def __init__(
+        self,
+        client: Any,
+        channel: str,
+        deliver: Callable[[bytes], None],
+        *,
+        name: str,
+        connect_timeout: float,
+        backoff_max: float = 10.0,
+        on_resubscribed: Callable[[], None] | None = None,
+    ) -> None:
+        self.client = client
+        self.channel = channel
+        self.deliver = deliver
+        self.name = name
+        self.connect_timeout = connect_timeout
+        self.backoff_max = backoff_max
+        self.on_resubscribed = on_resubscribed
+        self._pubsub: Any = None
+
+    async def open(self) -> None:
+        self._pubsub = await self._subscribe()
+
+    async def close(self) -> None:
+        if self._pubsub is not None:
+            with contextlib.suppress(RedisError, OSError):
+                await self._pubsub.aclose()
+            self._pubsub = None
+
+    async def _subscribe(self) -> Any:
+        pubsub: Any = self.client.pubsub()
+        try:
+            async with asyncio.timeout(self.connect_timeout):
+                await pubsub.subscribe(self.channel)
+                # Wait for Redis to confirm: from then on no message is missed.
+                while True:
+                    message = await pubsub.get_message(timeout=self.connect_timeout)
+                    if message is not None and message["type"] == "subscribe":
+                        return pubsub
+        except BaseException:
+            with contextlib.suppress(RedisError, OSError):
+                await pubsub.aclose()
+            raise
+
+    async def run(self) -> None:
+        backoff = Backoff(most=self.backoff_max)
+        while True:
+            try:
+                if self._pubsub is None:
+                    self._pubsub = await self._subscribe()
+                    log.info("%s subscribed again to %s", self.name, self.channel)
+                    if self.on_resubscribed is not None:
+                        self.on_resubscribed()
+                backoff.reset()
+                async for message in self._pubsub.listen():
+                    if message["type"] == "message":
+                        self.deliver(message["data"])
+                raise ConnectionError("subscription ended")
+            except (RedisError, OSError, TimeoutError, ConnectionError) as exc:
+                await self.close()
+                delay = backoff.delay()
+                log.warning("%s subscription lost (%s); retrying in %.1fs", self.name, exc, delay)
+                await asyncio.sleep(delay)
+
+
 class RedisBus:
     """:class:`hubbub.core.ports.Bus` over Redis pub/sub (``redis.asyncio``)."""
 
@@ -85,7 +157,7 @@ class RedisBus:
         self._outbox: collections.deque[bytes] = collections.deque()
         self._wake = asyncio.Event()
         self._client: aioredis.Redis | None = None
-        self._pubsub: Any = None
+        self._subscription: Subscription | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
         self._last_drop_log = 0.0
@@ -99,14 +171,22 @@ class RedisBus:
             socket_keepalive=True,
             health_check_interval=30,
         )
+        self._subscription = Subscription(
+            self._client,
+            self.channel,
+            self._deliver,
+            name="redis bus",
+            connect_timeout=self.connect_timeout,
+            backoff_max=self.backoff_max,
+        )
         try:
-            self._pubsub = await self._subscribe()
+            await self._subscription.open()
         except (RedisError, OSError, TimeoutError) as exc:
             await self._client.aclose()
             self._client = None
             raise BusUnavailable(f"cannot subscribe to Redis at {_safe(self.url)}: {exc}") from exc
         self._tasks = [
-            asyncio.create_task(self._read_loop(), name="hubbub-redis-bus-reader"),
+            asyncio.create_task(self._subscription.run(), name="hubbub-redis-bus-reader"),
             asyncio.create_task(self._write_loop(), name="hubbub-redis-bus-writer"),
         ]
 
@@ -124,9 +204,8 @@ class RedisBus:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._outbox:
             log.warning("redis bus closed with %d events not sent", len(self._outbox))
-        if self._pubsub is not None:
-            with contextlib.suppress(RedisError, OSError):
-                await self._pubsub.aclose()
+        if self._subscription is not None:
+            await self._subscription.close()
         with contextlib.suppress(RedisError, OSError):
             await self._client.aclose()
         self._client = None
@@ -146,43 +225,6 @@ class RedisBus:
         self._listeners.append(listener)
 
     # internals ----------------------------------------------------------------
-    async def _subscribe(self) -> Any:
-        assert self._client is not None
-        pubsub: Any = self._client.pubsub()
-        try:
-            async with asyncio.timeout(self.connect_timeout):
-                await pubsub.subscribe(self.channel)
-                # Wait for Redis to confirm: from then on no event is missed.
-                while True:
-                    message = await pubsub.get_message(timeout=self.connect_timeout)
-                    if message is not None and message["type"] == "subscribe":
-                        return pubsub
-        except BaseException:
-            with contextlib.suppress(RedisError, OSError):
-                await pubsub.aclose()
-            raise
-
-    async def _read_loop(self) -> None:
-        backoff = Backoff(most=self.backoff_max)
-        while True:
-            try:
-                if self._pubsub is None:
-                    self._pubsub = await self._subscribe()
-                    log.info("redis bus subscribed again to %s", self.channel)
-                backoff.reset()
-                async for message in self._pubsub.listen():
-                    if message["type"] == "message":
-                        self._deliver(message["data"])
-                raise ConnectionError("subscription ended")
-            except (RedisError, OSError, TimeoutError, ConnectionError) as exc:
-                if self._pubsub is not None:
-                    with contextlib.suppress(RedisError, OSError):
-                        await self._pubsub.aclose()
-                    self._pubsub = None
-                delay = backoff.delay()
-                log.warning("redis bus subscription lost (%s); retrying in %.1fs", exc, delay)
-                await asyncio.sleep(delay)
-
     def _deliver(self, data: bytes) -> None:
         try:
             event = Event.decode(data)

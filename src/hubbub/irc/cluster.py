@@ -162,7 +162,7 @@ class RedisCluster(LocalCluster):
         self.channel = self.prefix
         self.connect_timeout = connect_timeout
         self._client: Any = None
-        self._pubsub: Any = None
+        self._subscription: Any = None  # bus.redis.Subscription (redis imported when used)
         self._reader: asyncio.Task[None] | None = None
         self._serving: set[asyncio.Task[None]] = set()
         self._waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
@@ -196,14 +196,24 @@ class RedisCluster(LocalCluster):
         )
         for name, script in (("renew", _RENEW), ("acquire", _ACQUIRE), ("release", _RELEASE)):
             self._scripts[name] = self._client.register_script(script)
+        from ..bus.redis import Subscription
+
+        self._subscription = Subscription(
+            self._client,
+            self.channel,
+            self._deliver,
+            name="irc cluster",
+            connect_timeout=self.connect_timeout,
+            on_resubscribed=self._resubscribed,
+        )
         try:
             await self._adopt_epoch()
-            self._pubsub = await self._subscribe()
+            await self._subscription.open()
         except Exception:
             await self._client.aclose()
             self._client = None
             raise
-        self._reader = asyncio.create_task(self._read_loop(), name="hubbub-irc-cluster")
+        self._reader = asyncio.create_task(self._subscription.run(), name="hubbub-irc-cluster")
 
     async def close(self) -> None:
         if self._client is None:
@@ -215,9 +225,8 @@ class RedisCluster(LocalCluster):
         for future in self._waiting.values():
             if not future.done():
                 future.set_exception(IrcUnavailable("this Hubbub process is shutting down"))
-        if self._pubsub is not None:
-            with contextlib.suppress(Exception):
-                await self._pubsub.aclose()
+        if self._subscription is not None:
+            await self._subscription.close()
         with contextlib.suppress(Exception):
             await self._client.aclose()
         self._client = None
@@ -372,46 +381,9 @@ class RedisCluster(LocalCluster):
         except IrcUnavailable as exc:
             log.warning("irc cluster: %s", exc.message)
 
-    async def _subscribe(self) -> Any:
-        pubsub: Any = self._client.pubsub()
-        try:
-            async with asyncio.timeout(self.connect_timeout):
-                await pubsub.subscribe(self.channel)
-                while True:  # subscribed once Redis confirms: from then on nothing is missed
-                    message = await pubsub.get_message(timeout=self.connect_timeout)
-                    if message is not None and message["type"] == "subscribe":
-                        return pubsub
-        except BaseException:
-            with contextlib.suppress(Exception):
-                await pubsub.aclose()
-            raise
-
-    async def _read_loop(self) -> None:
-        from redis.exceptions import RedisError
-
-        from ..bus.redis import Backoff
-
-        backoff = Backoff()
-        while True:
-            try:
-                if self._pubsub is None:
-                    self._pubsub = await self._subscribe()
-                    log.info("irc cluster: subscribed again to %s", self.channel)
-                    if self._on_resync is not None:
-                        self._spawn(self._on_resync())
-                backoff.reset()
-                async for message in self._pubsub.listen():
-                    if message["type"] == "message":
-                        self._deliver(message["data"])
-                raise ConnectionError("subscription ended")
-            except (RedisError, OSError, TimeoutError, ConnectionError) as exc:
-                if self._pubsub is not None:
-                    with contextlib.suppress(Exception):
-                        await self._pubsub.aclose()
-                    self._pubsub = None
-                delay = backoff.delay()
-                log.warning("irc cluster: subscription lost (%s); retrying in %.1fs", exc, delay)
-                await asyncio.sleep(delay)
+    def _resubscribed(self) -> None:
+        if self._on_resync is not None:
+            self._spawn(self._on_resync())
 
     def _deliver(self, data: bytes) -> None:
         try:
