@@ -66,19 +66,7 @@ async def test_replay_after_restart_stores_each_line_once(settings: Settings) ->
     async with FakeServer([first, second]) as server:
         services = await build_services(settings)
         try:
-            user = await services.accounts.register("ada", "correct horse battery", trusted=True)
-            network = await services.store.create_network(
-                user.id,
-                kind=NetworkKind.IRC,
-                name="fake",
-                config={
-                    "host": "127.0.0.1",
-                    "port": server.port,
-                    "tls": False,
-                    "nick": "ada",
-                    "autojoin": ["#chan"],
-                },
-            )
+            user, network = await _ada_on(services, server.port)
             assert services.irc is not None
             await services.irc.connect(network.id)
             store = services.store
@@ -139,19 +127,7 @@ async def test_a_send_whose_echo_never_came_before_the_connection_dropped_is_mar
     async with FakeServer([dropping, after]) as server:
         services = await build_services(settings)
         try:
-            user = await services.accounts.register("ada", "correct horse battery", trusted=True)
-            network = await services.store.create_network(
-                user.id,
-                kind=NetworkKind.IRC,
-                name="fake",
-                config={
-                    "host": "127.0.0.1",
-                    "port": server.port,
-                    "tls": False,
-                    "nick": "ada",
-                    "autojoin": ["#chan"],
-                },
-            )
+            user, network = await _ada_on(services, server.port)
             irc, store = services.irc, services.store
             assert irc is not None
             await irc.connect(network.id)
