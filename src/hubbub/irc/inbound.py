@@ -1,12 +1,15 @@
-"""IRC events into Hubbub: messages stored through the Hub, conversations, members, state.
+"""IRC events into Hubbub: messages stored through the Hub, notes, AWAY, state.
 
 :class:`Inbound` is a mixin of :class:`~hubbub.irc.service.IrcService`: one
 consumer task per connected network turns the connection's events into
 messages (``Hub.post_system`` with an ``ext_key``: commit first, a replayed
-line is never stored twice), creates channel and query conversations (the
-network's owner is their only member), recognises the echo of a message the
-user sent through Hubbub (stored at its commit, not again), and publishes the
-member lists and the network's state as user events.
+line is never stored twice) in the network's channel and query conversations
+(found or made by :class:`~hubbub.irc.conversations.Conversations`, whose
+member lists it keeps up to date), recognises the echo of a message the user
+sent through Hubbub (stored at its commit, not again), follows a query's peer
+when they change nick, keeps the joined channels in the network's config,
+sets AWAY while no browser is attached, and publishes the network's state as
+a user event. What it keeps of a connected network: :mod:`.running`.
 """
 
 from __future__ import annotations
@@ -17,27 +20,16 @@ import dataclasses
 import logging
 import re
 from collections import deque
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from ..core.errors import Conflict, NotFound
+from ..core.errors import Conflict
 from ..core.events import Event as BusEvent
 from ..core.events import Scope, dumps
-from ..core.hub import Hub
-from ..core.model import (
-    Conversation,
-    ConversationKind,
-    Message,
-    MessageKind,
-    Network,
-    irc_fold,
-)
-from ..core.ports import Bus, Store
+from ..core.model import ConversationKind, Message, MessageKind, Network, irc_fold
 from . import history
-from .cluster import LocalCluster
 from .connection import Connecting, ConnectionEvent, Reconnecting
-from .connection import Connection as IrcConnection
+from .conversations import Conversations, _conv_notice
 from .errors import NotConnected, SendQueueFull
 from .events import (
     Disconnected,
@@ -61,10 +53,12 @@ from .events import (
 from .events import Message as IrcMessage
 from .events import MessageKind as IrcKind
 from .history import Anchor
+from .running import MAX_PENDING_ECHOES as MAX_PENDING_ECHOES  # re-exported for .service
+from .running import _Pending as _Pending
+from .running import _Running as _Running
 
 log = logging.getLogger("hubbub.irc.service")
 
-MAX_PENDING_ECHOES = 100
 DEFAULT_AWAY = "Detached from Hubbub"  # AWAY while no browser is attached
 SERVER_BUFFER_KEY = "*"  # no nick or channel can be "*": the server buffer's name
 # Numerics left out of the server buffer: MOTD and topic replies (shown elsewhere).
@@ -72,30 +66,6 @@ SERVER_BUFFER_KEY = "*"  # no nick or channel can be "*": the server buffer's na
 # client turns those into a member list): ``/names #c`` of a channel we are not
 # in, so they are stored like any reply.
 _QUIET_NUMERICS = frozenset({"372", "375", "376", "332", "333", "422"})
-
-
-@dataclass
-class _Pending:
-    kind: MessageKind
-    text: str
-    message: Message
-    keyed: bool = False  # the echo of its first part keyed it (``messages.ext_key``)
-
-
-@dataclass
-class _Running:
-    network: Network
-    conn: IrcConnection
-    task: asyncio.Task[None] | None = None
-    nick: str = ""
-    error: str | None = None
-    away: bool = False  # we set AWAY because no browser was attached
-    # folded target -> user messages committed and sent, whose echo is awaited
-    pending: dict[str, deque[_Pending]] = field(default_factory=dict)
-    # folded target -> sends still unechoed (in part) when the connection dropped:
-    # their lines in the next CHATHISTORY replay of that target key them instead
-    # of being stored as lines of their own
-    lost: dict[str, deque[_Pending]] = field(default_factory=dict)
 
 
 def mentions(text: str, nick: str, words: list[str]) -> bool:
@@ -114,20 +84,11 @@ def _ms(t: datetime) -> int:
     return int(t.astimezone(UTC).timestamp() * 1000)
 
 
-class Inbound:
+class Inbound(Conversations):
     """The event side of :class:`~hubbub.irc.service.IrcService` (a mixin)."""
 
-    store: Store
-    hub: Hub
-    bus: Bus
-    cluster: LocalCluster
     _running: dict[int, _Running]
     _remote_state: dict[int, dict[str, Any]]
-    # conversation id -> (network id, name): every IRC conversation known
-    _conversations: dict[int, tuple[int, str]]
-    _by_name: dict[tuple[int, str], Conversation]
-    _members: dict[int, list[dict[str, str]]]
-    _anchors: dict[tuple[int, str], Anchor]
 
     def state(self, network_id: int) -> dict[str, Any]:
         raise NotImplementedError
@@ -540,86 +501,7 @@ class Inbound:
                 network.id, config={**network.config, "channels": channels}
             )
 
-    # -- conversations and members ------------------------------------------------
-
-    async def _conversation(
-        self, network: Network, kind: ConversationKind, name: str
-    ) -> Conversation:
-        key = (network.id, irc_fold(name))
-        found = self._by_name.get(key)
-        if found is not None:
-            return found
-        if network.user_id is None:
-            raise NotFound("a network without owner")
-        conversation, created = await self.store.network_conversation(
-            network.id, network.user_id, kind, name
-        )
-        self._remember(conversation)
-        if created and self.cluster.shared:  # before the user's sessions hear of it
-            await self.cluster.notify(_conv_notice(conversation))
-        if created:
-            await self.hub.subscribe(network.user_id, conversation.id, 0)
-        return conversation
-
-    def _remember(self, conversation: Conversation) -> None:
-        known = self._conversations.get(conversation.id)
-        if known is not None and irc_fold(known[1]) != irc_fold(conversation.name):  # renamed
-            stale = (known[0], irc_fold(known[1]))
-            if (found := self._by_name.get(stale)) is not None and found.id == conversation.id:
-                del self._by_name[stale]
-        self._conversations[conversation.id] = (conversation.network_id, conversation.name)
-        self._by_name[(conversation.network_id, irc_fold(conversation.name))] = conversation
-
-    async def _load_anchor(self, conversation: Conversation) -> None:
-        for message in reversed(await self.store.history(conversation.id, limit=20)):
-            meta = message.meta
-            if meta and "irc_time" in meta:
-                when = datetime.fromtimestamp(int(meta["irc_time"]) / 1000, UTC)
-                self._anchors[(conversation.network_id, irc_fold(conversation.name))] = Anchor(
-                    meta.get("msgid"), when
-                )
-                return
-
-    def members(self, conversation_id: int) -> list[dict[str, str]]:
-        return self._members.get(conversation_id, [])
-
-    async def _publish_channel_members(self, running: _Running, channel: str) -> None:
-        try:
-            client = running.conn.client
-        except NotConnected:
-            return
-        folded = client.server.casefold(channel)
-        state = client.server.channels.get(folded)
-        conversation = self._by_name.get((running.network.id, irc_fold(channel)))
-        if state is None or conversation is None:
-            return
-        order = client.server.isupport.prefix.modes
-        prefixes = client.server.isupport.prefix.prefixes
-        members = []
-        for nick_key, user in state.users.items():
-            user_state = client.server.users.get(nick_key)
-            nick = user_state.nickname if user_state is not None else nick_key
-            modes = sorted((m for m in user.modes if m in order), key=order.index)
-            members.append(
-                {"nick": nick, "prefixes": "".join(prefixes[order.index(m)] for m in modes)}
-            )
-        members.sort(key=lambda m: m["nick"].lower())
-        await self._publish_members(running.network, conversation, members)
-
-    async def _publish_members(
-        self, network: Network, conversation: Conversation, members: list[dict[str, str]]
-    ) -> None:
-        self._members[conversation.id] = members
-        if self.cluster.shared:
-            await self.cluster.share_members(conversation.id, members)
-        if network.user_id is None:
-            return
-        payload = dumps(  # "type" first: other processes recognise it by its start
-            {"type": "irc_members", "conversation": conversation.id, "members": members}
-        )
-        await self.bus.publish(
-            BusEvent(Scope.USER, network.user_id, payload, conversation_id=conversation.id)
-        )
+    # -- the network's state ---------------------------------------------------------
 
     async def _publish_state(self, network: Network, state: dict[str, Any]) -> None:
         if self.cluster.shared:
@@ -637,19 +519,6 @@ class Inbound:
             return bool(running.conn.client.server.is_channel(target))
         except NotConnected:
             return target[:1] in "#&+!"
-
-
-def _conv_notice(conversation: Conversation) -> dict[str, Any]:
-    """What other processes learn of a conversation made (or renamed) here."""
-    return {
-        "t": "conv",
-        "id": conversation.id,
-        "network": conversation.network_id,
-        "kind": conversation.kind.value,
-        "name": conversation.name,
-        "visibility": conversation.visibility.value,
-        "created_at": conversation.created_at,
-    }
 
 
 _KINDS = {
