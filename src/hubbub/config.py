@@ -119,6 +119,7 @@ class Settings(BaseSettings):
     presence_ttl: float = Field(default=15.0, ge=0.3, le=600)
     login_attempts_per_account: int = Field(default=10, ge=1)  # per 15 minutes
     login_attempts_per_address: int = Field(default=30, ge=1)  # per 15 minutes
+    registrations_per_address: int = Field(default=20, ge=1)  # self-registrations per hour
 
     # catch-up cache (docs/configuration.md, "Catch-up cache"): the newest messages of
     # recently read conversations, shared by resuming clients

@@ -57,7 +57,12 @@ class CountingHasher(PasswordHasher):
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path, login_attempts_per_account=3, login_attempts_per_address=5)
+    return Settings(
+        data_dir=tmp_path,
+        login_attempts_per_account=3,
+        login_attempts_per_address=5,
+        registrations_per_address=4,
+    )
 
 
 @pytest.fixture
@@ -118,8 +123,10 @@ async def test_register_rules(accounts: Accounts, settings: Settings) -> None:
     assert (await accounts.register("erin", PASSWORD, trusted=True)).name == "erin"
 
 
-async def test_registrations_limited_per_address(accounts: Accounts, clock: Clock) -> None:
-    for i in range(accounts_module.REGISTRATIONS_PER_ADDRESS):
+async def test_registrations_limited_per_address(
+    accounts: Accounts, settings: Settings, clock: Clock
+) -> None:
+    for i in range(settings.registrations_per_address):
         await accounts.register(f"user{i}", PASSWORD, address="10.0.0.1")
     with pytest.raises(RateLimited):
         await accounts.register("onemore", PASSWORD, address="10.0.0.1")

@@ -49,9 +49,9 @@ log = logging.getLogger(__name__)
 LOGIN_WINDOW = 15 * 60.0
 """Seconds over which failed logins are counted."""
 
-REGISTRATIONS_PER_ADDRESS = 20
 REGISTRATION_WINDOW = 3600.0
-"""Self-registrations per address per hour (admins and the CLI are not limited)."""
+"""Seconds over which self-registrations per address are counted (the limit is the
+``registrations_per_address`` setting; admins and the CLI are not limited)."""
 
 MAX_TOKENS_PER_USER = 50
 MAX_TOKEN_NAME = 64
@@ -108,7 +108,6 @@ class Accounts:
         hasher: PasswordHashing,
         bus: Bus,
         *,
-        registrations_per_address: int = REGISTRATIONS_PER_ADDRESS,
         clock: Clock = time.monotonic,
     ) -> None:
         self.store = store
@@ -122,7 +121,7 @@ class Accounts:
             settings.login_attempts_per_address, LOGIN_WINDOW, clock=clock
         )
         self._registrations = WindowCounter(
-            registrations_per_address, REGISTRATION_WINDOW, clock=clock
+            settings.registrations_per_address, REGISTRATION_WINDOW, clock=clock
         )
 
     # registration -------------------------------------------------------------
