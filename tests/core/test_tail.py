@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 
-from hubbub.core import tail as tail_module
+from hubbub.core import payloads
 from hubbub.core.model import Message, MessageKind
-from hubbub.core.tail import HistoryTail, encode_message, message_payload
+from hubbub.core.payloads import encode_message, message_payload
+from hubbub.core.tail import HistoryTail
 from hubbub.protocols.wire import frame_payloads, text_frame
 
 _ids = itertools.count(1)
@@ -282,8 +283,8 @@ async def test_payloads_are_encoded_once_while_cached() -> None:
     copy = bytes(bytearray(first))  # equal, but not the cached object
     assert text_frame(copy) == frame and text_frame(copy) is not frame
     tail.forget_all()
-    assert not any(id(m) in tail_module._ENCODED for m in got)
-    assert id(first) not in tail_module.SHARED_PAYLOADS
+    assert not any(id(m) in payloads._ENCODED for m in got)
+    assert id(first) not in payloads.SHARED_PAYLOADS
 
 
 async def test_back_to_back_end_checks_wait_a_little_to_share_a_read(

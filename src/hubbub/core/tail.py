@@ -4,8 +4,9 @@ Every resuming client reads what it missed with ``Store.history(conversation,
 after=position)`` (docs/protocol.md, "Positions"). In a reconnect storm
 thousands of clients read the same few hundred messages of the same
 conversations; :class:`HistoryTail` answers those reads from memory, shared,
-and :func:`message_payload` gives each cached message's JSON, encoded once.
+and each cached message's JSON is encoded once (:mod:`.payloads`).
 :class:`TailedStore` puts it in front of a store without its callers knowing.
+What it keeps of each conversation is in :mod:`.tailstate`.
 
 Correctness rules (DESIGN.md, "Flow of one message", 3: no gap, no duplicate):
 
@@ -57,60 +58,17 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from .events import dumps
 from .model import Conversation, ConversationKind, Message, Visibility
+from .payloads import SHARED_PAYLOADS as SHARED_PAYLOADS  # re-exported for protocols.wire
+from .payloads import hold, release
+from .payloads import message_payload as message_payload  # re-exported for .hub
 from .ports import Store
+from .tailstate import ENTRY_OVERHEAD, NotConfirmed, Round, Tail, dense
 
 log = logging.getLogger(__name__)
 
 MAX_PAGE = 1000  # the store's own cap on one history read
 MAX_READS = 4  # store reads of one end check before giving up to direct reads
-ENTRY_OVERHEAD = 512  # bytes per conversation, besides its messages
-MESSAGE_OVERHEAD = 400  # bytes per cached message besides its JSON: Message, strs, dicts
-
-
-# -- encoded messages ----------------------------------------------------------------
-
-# id(message) -> (message, its payload), for the messages held by a tail. The
-# entry keeps the message alive, so its id cannot be reused while it is here.
-_ENCODED: dict[int, tuple[Message, bytes]] = {}
-# id(payload) -> [payload, its WebSocket frame or None]: the same payloads,
-# for ``protocols.wire.text_frame`` to build each one's frame once too.
-SHARED_PAYLOADS: dict[int, list[Any]] = {}
-
-
-def encode_message(message: Message) -> bytes:
-    """The JSON of a message event: what live fan-out and catch-up replay both send."""
-    return dumps({"type": "message", **message.to_json()})
-
-
-def message_payload(message: Message) -> bytes:
-    """:func:`encode_message`, encoded once for a message held by a tail."""
-    hit = _ENCODED.get(id(message))
-    if hit is not None and hit[0] is message:
-        return hit[1]
-    return encode_message(message)
-
-
-def _remember(message: Message) -> int:
-    payload = encode_message(message)
-    _ENCODED[id(message)] = (message, payload)
-    SHARED_PAYLOADS[id(payload)] = [payload, None]
-    return 3 * len(payload) + MESSAGE_OVERHEAD  # the payload, its frame, the Message's strs
-
-
-def _forget(message: Message) -> None:
-    key = id(message)
-    hit = _ENCODED.get(key)
-    if hit is not None and hit[0] is message:
-        del _ENCODED[key]
-        payload = hit[1]
-        slot = SHARED_PAYLOADS.get(id(payload))
-        if slot is not None and slot[0] is payload:
-            del SHARED_PAYLOADS[id(payload)]
-
-
-# -- the tail ----------------------------------------------------------------------
 
 
 class HistoryReader(Protocol):
@@ -126,63 +84,6 @@ class TailStats:
     direct: int = 0  # read from the store
     rounds: int = 0  # end checks (each one store read, or a few)
     reads: int = 0  # store reads by the tail itself
-
-
-class _Round:
-    """One end check: the waiters that arrived before its read starts, and its answer."""
-
-    __slots__ = ("done", "empty", "lo", "lowest", "messages", "ok")
-
-    def __init__(self, after: int) -> None:
-        self.done = asyncio.Event()
-        self.lowest = after  # the position of the waiter furthest behind
-        self.ok = False  # the read reached the end: ``messages`` run from ``lo`` to it
-        self.empty = False  # the store had nothing after ``lowest``
-        self.messages: list[Message] = []
-        self.lo = 0
-
-
-class _Tail:
-    __slots__ = (
-        "built",
-        "checked",
-        "conversation_id",
-        "dead",
-        "lo",
-        "messages",
-        "next_round",
-        "size",
-        "sizes",
-        "task",
-    )
-
-    def __init__(self, conversation_id: int, built: float) -> None:
-        self.conversation_id = conversation_id
-        self.built = built
-        # messages[i].seq == lo + i. Never changed in place, only replaced: a
-        # round's answer keeps the list it confirmed.
-        self.messages: list[Message] = []
-        self.sizes: list[int] = []
-        self.lo = 0
-        self.size = ENTRY_OVERHEAD
-        self.dead = False  # dropped: results of reads in flight are thrown away
-        self.next_round: _Round | None = None
-        self.task: asyncio.Task[None] | None = None
-        self.checked = float("-inf")  # loop time the last end check ended
-
-    @property
-    def hi(self) -> int:
-        return self.lo + len(self.messages) - 1
-
-
-class _NotConfirmed(Exception):
-    """An end check that did not reach the end: its waiters read the store."""
-
-
-def _dense(messages: list[Message], first: int, conversation_id: int) -> bool:
-    return all(
-        m.seq == first + i and m.conversation_id == conversation_id for i, m in enumerate(messages)
-    )
 
 
 class HistoryTail:
@@ -211,7 +112,7 @@ class HistoryTail:
         self.coalesce = coalesce
         self._clock = clock
         self._batch = min(max_messages + 1, MAX_PAGE)  # rows per read of the tail's own
-        self._tails: collections.OrderedDict[int, _Tail] = collections.OrderedDict()
+        self._tails: collections.OrderedDict[int, Tail] = collections.OrderedDict()
         self._where: dict[str, int] = {}  # message id -> conversation, for set_ext_key
         self._bytes = 0
         self.stats = TailStats()
@@ -239,7 +140,7 @@ class HistoryTail:
                         self.stats.hits += 1
                         return messages[start : start + limit]
         if tail is None:
-            tail = self._tails[conversation_id] = _Tail(conversation_id, self._clock())
+            tail = self._tails[conversation_id] = Tail(conversation_id, self._clock())
             self._bytes += tail.size
             self._evict(tail)
         done = self._join_round(tail, after)
@@ -255,7 +156,7 @@ class HistoryTail:
         self.stats.direct += 1
         return await self._read(conversation_id, after=after, limit=limit)
 
-    async def _direct(self, tail: _Tail, after: int, limit: int) -> list[Message]:
+    async def _direct(self, tail: Tail, after: int, limit: int) -> list[Message]:
         """A page from before the tail, from the store; kept when it joins the tail."""
         self.stats.direct += 1
         found = await self._read(tail.conversation_id, after=after, limit=limit)
@@ -266,11 +167,11 @@ class HistoryTail:
         if (
             0 < joint < len(found)
             and found[joint].id == tail.messages[0].id
-            and _dense(found, after + 1, tail.conversation_id)
+            and dense(found, after + 1, tail.conversation_id)
             and len(tail.messages) + joint <= self.max_messages
         ):
             older = found[:joint]
-            sizes = [_remember(m) for m in older]
+            sizes = [hold(m) for m in older]
             for m in older:
                 self._where[m.id] = tail.conversation_id
             tail.messages = older + tail.messages
@@ -283,17 +184,17 @@ class HistoryTail:
             self._evict(tail)
         return found
 
-    def _join_round(self, tail: _Tail, after: int) -> _Round:
+    def _join_round(self, tail: Tail, after: int) -> Round:
         pending = tail.next_round
         if pending is None:
-            pending = tail.next_round = _Round(after)
+            pending = tail.next_round = Round(after)
             if tail.task is None:
                 tail.task = asyncio.get_running_loop().create_task(self._rounds(tail))
         elif after < pending.lowest:
             pending.lowest = after
         return pending
 
-    async def _rounds(self, tail: _Tail) -> None:
+    async def _rounds(self, tail: Tail) -> None:
         """Run end checks while waiters come; each starts after its waiters arrived."""
         loop = asyncio.get_running_loop()
         try:
@@ -311,7 +212,7 @@ class HistoryTail:
                     current.ok = not tail.dead
                     current.messages = tail.messages
                     current.lo = tail.lo
-                except _NotConfirmed:
+                except NotConfirmed:
                     pass  # the waiters read the store themselves
                 except Exception as exc:
                     log.warning(
@@ -328,12 +229,12 @@ class HistoryTail:
             if left is not None:  # dropped, or cancelled: they read the store themselves
                 left.done.set()
 
-    async def _check_end(self, tail: _Tail, lowest: int) -> bool:
+    async def _check_end(self, tail: Tail, lowest: int) -> bool:
         """Read the store until its end (at most MAX_READS reads), into the tail,
         which then holds every message from ``lo`` to the end as of a read that
         started after every waiter of this round arrived. True when the store
         had nothing after ``lowest`` (and the tail holds nothing); raises
-        :class:`_NotConfirmed` when the end was not reached."""
+        :class:`~.tailstate.NotConfirmed` when the end was not reached."""
         cid = tail.conversation_id
         for _ in range(MAX_READS):
             self.stats.reads += 1
@@ -341,12 +242,12 @@ class HistoryTail:
                 hi = tail.hi
                 found = await self._read(cid, after=hi - 1, limit=self._batch)
                 if tail.dead:
-                    raise _NotConfirmed
+                    raise NotConfirmed
                 if (
                     found
                     and found[0].seq == hi
                     and found[0].id == tail.messages[-1].id
-                    and _dense(found, hi, cid)
+                    and dense(found, hi, cid)
                 ):
                     self._extend(tail, found[1:])
                     if len(found) < self._batch:
@@ -355,21 +256,21 @@ class HistoryTail:
                 self._clear(tail)  # changed under us (or not dense): start over
                 continue
             found = await self._read(cid, after=lowest, limit=self._batch)
-            if tail.dead or not _dense(found, lowest + 1, cid):
-                raise _NotConfirmed
+            if tail.dead or not dense(found, lowest + 1, cid):
+                raise NotConfirmed
             if not found:
                 return True  # nothing after ``lowest``: every waiter gets []
             tail.lo = lowest + 1
             self._extend(tail, found)
             if len(found) < self._batch:
                 return False
-        raise _NotConfirmed
+        raise NotConfirmed
 
     # -- bookkeeping ------------------------------------------------------------------
-    def _extend(self, tail: _Tail, newer: list[Message]) -> None:
+    def _extend(self, tail: Tail, newer: list[Message]) -> None:
         if not newer:
             return
-        sizes = [_remember(m) for m in newer]
+        sizes = [hold(m) for m in newer]
         where = self._where
         for m in newer:
             where[m.id] = tail.conversation_id
@@ -381,7 +282,7 @@ class HistoryTail:
         self._trim(tail)
         self._evict(tail)
 
-    def _trim(self, tail: _Tail) -> None:
+    def _trim(self, tail: Tail) -> None:
         """Drop the oldest messages past the per-conversation bounds (never the newest)."""
         sizes = tail.sizes
         last = len(sizes) - 1
@@ -400,7 +301,7 @@ class HistoryTail:
         self._bytes -= freed
         self._unindex(gone)
 
-    def _evict(self, keep: _Tail) -> None:
+    def _evict(self, keep: Tail) -> None:
         """Drop the least recently read conversations while over ``max_bytes``."""
         tails = self._tails
         while self._bytes > self.max_bytes and len(tails) > 1:
@@ -410,7 +311,7 @@ class HistoryTail:
                 continue
             self._drop(oldest)
 
-    def _clear(self, tail: _Tail) -> None:
+    def _clear(self, tail: Tail) -> None:
         self._unindex(tail.messages)
         freed = tail.size - ENTRY_OVERHEAD
         self._bytes -= freed
@@ -422,10 +323,10 @@ class HistoryTail:
     def _unindex(self, messages: list[Message]) -> None:
         where = self._where
         for m in messages:
-            _forget(m)
+            release(m)
             where.pop(m.id, None)
 
-    def _drop(self, tail: _Tail) -> None:
+    def _drop(self, tail: Tail) -> None:
         if tail.dead:
             return
         tail.dead = True
