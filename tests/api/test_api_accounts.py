@@ -66,6 +66,19 @@ async def test_password_bounds(anon: httpx.AsyncClient) -> None:
     assert "x" * 100 not in r.text  # the input is never echoed
 
 
+async def test_registration_info_before_and_after_the_first_account(
+    services: Services, anon: httpx.AsyncClient, client_factory: ClientFactory
+) -> None:
+    r = await anon.get("/api/registration")
+    assert r.status_code == 200
+    assert r.json() == {"open": True, "first_account": True}
+    await anon.post("/api/register", json={"name": "alice", "password": PASSWORD})
+    other = await client_factory()
+    assert (await other.get("/api/registration")).json() == {"open": True, "first_account": False}
+    services.settings.registration_open = False
+    assert (await other.get("/api/registration")).json() == {"open": False, "first_account": False}
+
+
 async def test_closed_registration(
     services: Services, alice: httpx.AsyncClient, client_factory: ClientFactory
 ) -> None:

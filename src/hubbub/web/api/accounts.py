@@ -24,6 +24,7 @@ from .schemas import (
     MeOut,
     PasswordIn,
     RegisterIn,
+    RegistrationOut,
     SessionOut,
     TokenCreated,
     TokenIn,
@@ -33,6 +34,16 @@ from .schemas import (
 )
 
 router = APIRouter(tags=["accounts"])
+
+
+@router.get("/registration")
+async def registration(services: ServicesDep) -> RegistrationOut:
+    """Whether the sign-up form applies here, asked before anyone fills it in.
+    Needs no authentication."""
+    return RegistrationOut(
+        open=services.settings.registration_open,
+        first_account=await services.store.count_users() == 0,
+    )
 
 
 @router.post("/register", status_code=status.HTTP_201_CREATED)

@@ -242,6 +242,13 @@ class ReadOut(BaseModel):
     seq: int
 
 
+class RegistrationOut(BaseModel):
+    open: bool = Field(description="anyone may create an account (POST /api/register)")
+    first_account: bool = Field(
+        description="no account exists yet: the next one registered becomes the admin"
+    )
+
+
 class HealthOut(BaseModel):
     status: Literal["ok"]
 

@@ -1,8 +1,10 @@
 // Log in and sign up, with clear errors: wrong password, rate limit (with its
-// wait), closed registration, names taken or invalid.
+// wait), closed registration, names taken or invalid. The server tells before
+// anyone types whether sign-up is open, and whether this is a new server whose
+// first account becomes its admin (GET /api/registration).
 import { html } from "htm/preact";
 import { useEffect, useRef, useState } from "preact/hooks";
-import { post, waitWords } from "../api.js";
+import { get, post, waitWords } from "../api.js";
 import { Logo } from "./icons.js";
 
 function explain(err, mode) {
@@ -36,8 +38,22 @@ export function Login({ onLogin, notice }) {
   const [busy, setBusy] = useState(false);
   const [until, setUntil] = useState(0);
   const [, tick] = useState(0);
+  // null until the server answers: the form then offers what the server allows
+  const [registration, setRegistration] = useState(null);
   const nameRef = useRef();
 
+  useEffect(() => {
+    let alive = true;
+    get("registration")
+      .then((info) => {
+        if (!alive) return;
+        setRegistration(info);
+        if (!info.open) setMode("login");
+        else if (info.first_account) setMode("register");
+      })
+      .catch(() => {}); // unknown: both forms stay offered, the server still decides
+    return () => { alive = false; };
+  }, []);
   useEffect(() => nameRef.current?.focus(), [mode]);
   useEffect(() => {
     if (!until) return;
@@ -76,6 +92,8 @@ export function Login({ onLogin, notice }) {
 
   const wait = until ? ` (${waitWords((until - Date.now()) / 1000)} left)` : "";
   const login = mode === "login";
+  const closed = registration !== null && !registration.open;
+  const first = registration !== null && registration.first_account;
   return html`
     <main class="auth">
       <form class="auth-card" onSubmit=${submit} aria-labelledby="auth-title" novalidate>
@@ -96,13 +114,21 @@ export function Login({ onLogin, notice }) {
         <button class="btn primary wide" type="submit" disabled=${busy || !!until}>
           ${busy ? "…" : login ? "Log in" : "Create account"}
         </button>
-        <p class="auth-switch">
-          ${login ? "New here? " : "Have an account? "}
-          <button type="button" class="linklike" onClick=${() => { setMode(login ? "register" : "login"); setError(null); }}>
-            ${login ? "Create an account" : "Log in"}
-          </button>
-        </p>
-        ${!login && html`<p class="hint">The first account on a new server becomes its admin.</p>`}
+        ${closed
+          ? html`<p class="hint" id="registration-closed">
+              ${first
+                ? html`Registration is closed and this server has no account yet: create the first one on the server with <code>hubbub user add</code>.`
+                : "Registration is closed on this server. Ask an admin to create an account for you."}
+            </p>`
+          : html`<p class="auth-switch">
+              ${login ? "New here? " : "Have an account? "}
+              <button type="button" class="linklike" onClick=${() => { setMode(login ? "register" : "login"); setError(null); }}>
+                ${login ? "Create an account" : "Log in"}
+              </button>
+            </p>`}
+        ${!login && !closed && (first || registration === null) && html`<p class="hint">${first
+          ? "This server is new: the account you create now becomes its admin."
+          : "The first account on a new server becomes its admin."}</p>`}
       </form>
     </main>
   `;
