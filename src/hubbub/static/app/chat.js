@@ -7,14 +7,17 @@
 // would be filled over REST). Older history is prepended page by page. The
 // newest messages of every conversation are cached in IndexedDB with their hi,
 // so a reload shows them at once and resumes from there.
+//
+// The IRC networks (networks.js) and what the views ask of the model
+// (actions.js) are mixins of Chat, in modules of their own.
 
+import { Actions } from "./actions.js";
 import * as rest from "./api.js";
 import { wsUrl } from "./api.js";
 import { cacheDeletePrefix, cacheGetPrefix, cacheSet } from "./cache.js";
 import { ProtocolClient } from "./client.js";
 import { highlighter, mentions } from "./format.js";
-import { replyLine } from "./ircreplies.js";
-import { stripMirc } from "./mirc.js";
+import { IrcNetworks } from "./networks.js";
 import { Outbox } from "./outbox.js";
 
 const CACHE_MESSAGES = 200;
@@ -22,8 +25,9 @@ const PAGE = 50;
 const TYPING_FOR = 6000;
 const COUNTED = new Set(["text", "action", "notice", "topic", "event", "system"]);
 
-export class Chat {
+export class Chat extends Actions(IrcNetworks(Object)) {
   constructor({ me, settings, onNotify }) {
+    super();
     this.me = me;
     this.settings = settings;
     this.onNotify = onNotify;
@@ -487,223 +491,5 @@ export class Chat {
       }
     }
     if (any) this.changed();
-  }
-
-  // --- IRC networks ------------------------------------------------------------
-  async loadNetworks() {
-    try {
-      const list = await rest.get("networks");
-      this.ircDisabled = false;
-      this.networks = new Map(list.map((n) => [n.id, n]));
-    } catch (err) {
-      if (err.code === "irc_disabled") this.ircDisabled = true;
-    }
-    this.changed();
-  }
-
-  onNetwork(n) {
-    const old = this.networks.get(n.id);
-    if (!old) {
-      this.loadNetworks(); // one added elsewhere: its whole view
-      return;
-    }
-    this.networks.set(n.id, { ...old, name: n.name ?? old.name, state: n.state, current_nick: n.nick ?? null, error: n.error ?? null });
-    this.changed();
-  }
-
-  putNetwork(n) {
-    this.networks.set(n.id, n);
-    this.changed();
-    return n;
-  }
-
-  async addNetwork(body) {
-    return this.putNetwork(await rest.post("networks", body));
-  }
-
-  async editNetwork(id, body) {
-    return this.putNetwork(await rest.patch(`networks/${id}`, body));
-  }
-
-  async removeNetwork(id) {
-    await rest.del(`networks/${id}`);
-    this.networks.delete(id);
-    for (const c of [...this.convs.values()]) if (c.network === id) this.removeConv(c.id, true);
-    this.changed();
-  }
-
-  async connectNetwork(id, on) {
-    return this.putNetwork(await rest.post(`networks/${id}/${on ? "connect" : "disconnect"}`));
-  }
-
-  /** A new client certificate for SASL EXTERNAL (replacing any other); the network's new view. */
-  async newCertificate(id) {
-    await rest.post(`networks/${id}/certificate`);
-    return this.putNetwork(await rest.get(`networks/${id}`));
-  }
-
-  /** Open the channel (by name) a /join asked for, now or when it appears. */
-  openWhenJoined(network, name) {
-    const folded = name.toLowerCase();
-    const known = [...this.convs.values()].find((c) => c.network === network && c.name.toLowerCase() === folded);
-    if (known) this.open(known.id);
-    else this._wanted = { network, name: folded, until: Date.now() + 30_000 };
-  }
-
-  openWhenKnown(id) {
-    if (this.convs.has(id)) this.open(id);
-    else this._wanted = { id, until: Date.now() + 30_000 };
-  }
-
-  wanted(c) {
-    const w = this._wanted;
-    if (!w || Date.now() > w.until) return false;
-    const hit = w.id ? w.id === c.id : c.network === w.network && c.name.toLowerCase() === w.name;
-    if (hit) this._wanted = null;
-    return hit;
-  }
-
-  async ircCommand(c, command) {
-    return rest.post(`networks/${c.network}/command`, { command, conversation: c.id });
-  }
-
-  /**
-   * A command whose answer lands in the server buffer (/whois, /list …) was
-   * typed in `c`: show the answer there too, as one local notice, until its
-   * end line, an error, 15 s or 40 lines (the rest stays in the server buffer).
-   */
-  expectReplies(c, title) {
-    if (!c || c.name === "*") {
-      this._replies = null; // typed in the server buffer: the answer is right there
-      return;
-    }
-    this._replies = { network: c.network, conv: c.id, title, until: Date.now() + 15_000, lines: [], noticeId: null };
-  }
-
-  mirrorReply(buffer, m) {
-    const r = this._replies;
-    if (!r || r.network !== buffer.network) return;
-    if (Date.now() > r.until || !this.convs.has(r.conv)) {
-      this._replies = null;
-      return;
-    }
-    const line = replyLine(m) || { text: m.text, level: "info" };
-    if (!line.group && line.level !== "error") return; // not part of the answer (a notice of the server …)
-    if (line.level !== "end") r.lines.push(stripMirc(line.text));
-    const done = line.level === "end" || line.level === "error" || r.lines.length >= 40;
-    if (r.lines.length >= 40) r.lines.push("… the rest is in the server messages.");
-    if (done) this._replies = null;
-    if (!r.lines.length) return;
-    const text = [r.title, ...r.lines].join("\n");
-    const level = line.level === "error" && r.lines.length === 1 ? "error" : "info";
-    const list = this.notices.get(r.conv) || [];
-    const found = list.find((n) => n.id === r.noticeId);
-    if (found) {
-      found.text = text;
-      found.level = level;
-    } else {
-      r.noticeId = Math.random().toString(36).slice(2);
-      list.push({ id: r.noticeId, text, level, ts: Date.now(), cls: "irc-replies" });
-      this.notices.set(r.conv, list.slice(-20));
-    }
-    this.changed();
-  }
-
-  // --- actions -----------------------------------------------------------------
-  send(c, text, kind = "text") {
-    this.outbox.add(c.id, text, kind); // the client sends it when online
-    this.atBottom = true;
-  }
-
-  /** Outbox entries of a conversation not yet seen as messages. */
-  pending(c) {
-    const entries = this.outbox.forConversation(c.id);
-    if (!entries.length) return entries;
-    // The message event of our own send may come before its ack: hide the
-    // pending copy as soon as a message of ours with the same text follows it.
-    const ownRecent = c.msgs.filter((m) => m.sender_id === this.me.id && m.ts >= entries[0].at - 60_000);
-    const used = new Set();
-    return entries.filter((e) => {
-      const i = ownRecent.findIndex((m, j) => !used.has(j) && m.text === e.text && m.kind === e.kind && m.ts >= e.at - 60_000);
-      if (i >= 0 && e.state === "sent") {
-        used.add(i);
-        return false;
-      }
-      return true;
-    });
-  }
-
-  notice(id, text, level = "info") {
-    if (!id) return;
-    const list = this.notices.get(id) || [];
-    list.push({ id: Math.random().toString(36).slice(2), text, level, ts: Date.now() });
-    this.notices.set(id, list.slice(-20));
-    this.changed();
-  }
-
-  clearNotices(id) {
-    this.notices.delete(id);
-    this.changed();
-  }
-
-  async joinRoom(name) {
-    const clean = name.replace(/^#/, "").trim();
-    let view;
-    try {
-      view = await rest.post("rooms/join", { name: clean });
-    } catch (err) {
-      if (err.code !== "not_found") throw err;
-      view = await rest.post("rooms", { name: clean, visibility: "public" });
-    }
-    this.upsert(view);
-    this.open(view.id);
-    return view;
-  }
-
-  async createRoom(name, visibility, topic = "") {
-    const view = await rest.post("rooms", { name: name.replace(/^#/, "").trim(), visibility, topic });
-    this.upsert(view);
-    this.open(view.id);
-    return view;
-  }
-
-  async openDm(name) {
-    const view = await rest.post("dms", { name: name.replace(/^@/, "").trim() });
-    this.upsert(view);
-    this.open(view.id);
-    return view;
-  }
-
-  async leave(c) {
-    await rest.post(`conversations/${c.id}/leave`);
-    this.removeConv(c.id);
-  }
-
-  async setTopic(c, topic) {
-    await rest.put(`conversations/${c.id}/topic`, { topic });
-  }
-
-  async invite(c, name) {
-    await rest.post(`conversations/${c.id}/members`, { name: name.replace(/^@/, "") });
-    this.loadMembers(c);
-  }
-
-  typing(c) {
-    this.client.typing(c.id);
-  }
-
-  totalUnread() {
-    let n = 0;
-    for (const c of this.convs.values()) n += c.unread;
-    return n;
-  }
-
-  names(c) {
-    const set = new Set();
-    for (const m of c?.members || []) set.add(m.name);
-    for (const m of c?.ircMembers || []) set.add(m.nick);
-    for (const m of c?.msgs.slice(-200) || []) if (m.sender) set.add(m.sender);
-    set.delete(this.me.name);
-    return [...set];
   }
 }
