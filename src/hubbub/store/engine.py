@@ -38,6 +38,19 @@ def is_sqlite(engine: AsyncEngine | sa.engine.Connection) -> bool:
     return engine.dialect.name == "sqlite"
 
 
+def sqlite_file(engine: AsyncEngine) -> str | None:
+    """The path of a SQLite engine's database file; None for PostgreSQL, an
+    in-memory database or a ``file:`` URI (the writer's own connection could
+    not open the same database)."""
+    url = engine.url
+    if not is_sqlite(engine) or url.query.get("uri"):
+        return None
+    path = url.database
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return None
+    return path
+
+
 def check_schema(schema: str) -> str:
     if not _SCHEMA_NAME.match(schema):
         raise ValueError(f"invalid schema name {schema!r}")
@@ -65,7 +78,7 @@ def make_engine(url: str, *, schema: str | None = None) -> AsyncEngine:
     raise ValueError(f"unsupported database URL {parsed.render_as_string()!r}")
 
 
-def _set_wal(cursor: Any) -> None:
+def set_wal(cursor: Any) -> None:
     """``PRAGMA journal_mode = WAL``, retried while the database is locked.
 
     SQLite does not call the busy handler for a journal-mode change: a second
@@ -96,7 +109,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor = dbapi_connection.cursor()
         try:
             cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            _set_wal(cursor)
+            set_wal(cursor)
             cursor.execute("PRAGMA synchronous = FULL")
             cursor.execute("PRAGMA foreign_keys = ON")
         finally:

@@ -16,7 +16,7 @@ from hubbub.core.ports import Store
 
 from .base import StoreClosed, StoreUnavailable
 from .conversations import ConversationQueries
-from .engine import make_engine
+from .engine import make_engine, sqlite_file
 from .messages import MessageQueries
 from .migrate import migrate_engine
 from .networks import NetworkQueries
@@ -42,7 +42,13 @@ class SqlStore(UserQueries, SessionQueries, ConversationQueries, MessageQueries,
         super().__init__(engine)
         self._auto_migrate = auto_migrate
         self._schema = schema
-        self._writer = GroupWriter(self._write, max_batch=max_batch, on_batch=on_batch)
+        self._writer = GroupWriter(
+            self._write,
+            max_batch=max_batch,
+            on_batch=on_batch,
+            sqlite_path=sqlite_file(engine),
+            write_lock=self._write_lock,
+        )
         self._closed = False
 
     @property

@@ -26,8 +26,11 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
+import queue
 import sqlite3
+import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import AbstractAsyncContextManager
@@ -40,9 +43,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from hubbub.core.errors import InvalidInput, NotFound
 from hubbub.core.model import AppendResult, Message, NewMessage, new_message_id, now_ms
 
+from . import engine as engine_module
 from . import rows
 from . import schema as t
-from .base import StoreClosed, StoreUnavailable, translate
+from .base import StoreClosed, StoreUnavailable, is_transient, translate
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +59,9 @@ _T = TypeVar("_T")
 class _Item:
     message: NewMessage
     future: asyncio.Future[AppendResult]
+    # The message's ULID, made once: every try of its batch inserts the same id
+    # (unique in ``messages``), so a retry finds what an earlier try committed.
+    id: str
 
 
 Outcome = AppendResult | Exception
@@ -76,13 +83,22 @@ class GroupWriter:
         *,
         max_batch: int = MAX_BATCH,
         on_batch: Callable[[int], None] | None = None,
+        sqlite_path: str | None = None,
+        write_lock: asyncio.Lock | None = None,
     ) -> None:
         """``write()`` opens one write transaction (``StoreBase._write``).
 
         ``on_batch(n)`` is called after each committed transaction with its
         number of appends (for metrics); it must be quick and must not raise.
+
+        ``sqlite_path``: a SQLite database file; its transactions then run on
+        a thread and connection of the writer's own (``SqliteThread``), each in
+        one trip, holding ``write_lock`` (the store's, which its other writes
+        take too) meanwhile.
         """
         self._write = write
+        self._thread = SqliteThread(sqlite_path) if sqlite_path is not None else None
+        self._write_lock = write_lock if write_lock is not None else asyncio.Lock()
         self._on_batch = on_batch
         self._max_batch = max_batch
         self._queue: deque[_Item] = deque()
@@ -101,7 +117,7 @@ class GroupWriter:
         _check(message)
         self.start()
         future: asyncio.Future[AppendResult] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Item(message, future))
+        self._queue.append(_Item(message, future, new_message_id()))
         self._wakeup.set()
         # A caller cancelled here may still have its message committed: like a
         # lost ack, the client resends with the same nonce and gets it back.
@@ -111,8 +127,12 @@ class GroupWriter:
         """Commit what is queued, then stop."""
         self._closing = True
         self._wakeup.set()
-        if self._task is not None:
-            await self._task
+        try:
+            if self._task is not None:
+                await self._task
+        finally:
+            if self._thread is not None:
+                await self._thread.close()
 
     async def _run(self) -> None:
         batch: list[_Item] = []
@@ -141,16 +161,17 @@ class GroupWriter:
             raise
 
     async def _commit(self, batch: list[_Item]) -> None:
-        messages = [item.message for item in batch]
         try:
             try:
-                outcomes = await self._transaction(messages)
+                outcomes = await self._transaction(batch, retry=False)
             except StoreUnavailable as exc:
                 # The database, not an item, failed (lost connection, lock
                 # timeout): one more try for all, then all fail alike; going
                 # item by item would only wait out the timeout once per item.
+                # The first try may have committed (a connection lost after
+                # COMMIT reached the server): the retry looks up its ids first.
                 log.warning("append batch of %d failed (%s); retrying it once", len(batch), exc)
-                outcomes = await self._transaction(messages)
+                outcomes = await self._transaction(batch, retry=True)
         except StoreUnavailable as exc:
             for item in batch:
                 _fail(item, exc)
@@ -160,7 +181,7 @@ class GroupWriter:
             self.stats.retried_batches += 1
             for item in batch:
                 try:
-                    (outcome,) = await self._transaction([item.message])
+                    (outcome,) = await self._transaction([item], retry=True)
                 except Exception as item_exc:
                     outcome = translate(item_exc)
                     if outcome is not item_exc:
@@ -182,13 +203,27 @@ class GroupWriter:
             except Exception:
                 log.exception("on_batch listener failed")
 
-    async def _transaction(self, messages: list[NewMessage]) -> list[Outcome]:
-        batch = _Batch(messages)
-        async with self._write() as conn:
-            if conn.dialect.name == "sqlite":
-                await _sqlite_transaction(conn, batch)
-            else:
-                await _transaction(conn, batch)
+    async def _transaction(self, items: list[_Item], *, retry: bool) -> list[Outcome]:
+        """One try at storing ``items``; ``retry``: an earlier try may have committed."""
+        batch = _Batch([item.message for item in items], [item.id for item in items], retry)
+        if self._thread is not None:
+            async with self._write_lock:
+                try:
+                    await self._thread.commit(batch)
+                except sqlite3.Error as exc:
+                    # As SQLAlchemy and guarded() would have raised it.
+                    error = sa.exc.DBAPIError.instance("append batch", None, exc, sqlite3.Error)
+                    if is_transient(error):
+                        raise StoreUnavailable(
+                            "the database is unavailable or busy; try again"
+                        ) from error
+                    raise error from exc
+        else:
+            async with self._write() as conn:
+                if conn.dialect.name == "sqlite":
+                    await _sqlite_transaction(conn, batch)
+                else:
+                    await _transaction(conn, batch)
         done = batch.outcomes()
         self.stats.messages += len(batch.inserts)
         self.stats.duplicates += sum(
@@ -212,8 +247,11 @@ class _Batch:
     database's write lock.
     """
 
-    def __init__(self, messages: list[NewMessage]) -> None:
+    def __init__(self, messages: list[NewMessage], ids: list[str], retry: bool) -> None:
         self.messages = messages
+        # An earlier try of these messages may have committed: look up ``ids`` too.
+        self.retry = retry
+        self.ids = ids
         self._outcomes: list[Outcome | None] = [None] * len(messages)
         self._first_of: dict[tuple[int, str], int] = {}
         self._followers: dict[int, int] = {}  # {repeat index: first index}
@@ -227,7 +265,7 @@ class _Batch:
                     continue
                 self._first_of[key] = index
             self._rows[index] = [
-                new_message_id(),
+                ids[index],
                 message.conversation_id,
                 0,  # seq and
                 0,  # ts: set by assign(), under the write lock
@@ -249,6 +287,12 @@ class _Batch:
         self._outcomes[self._first_of[(row.sender_id, row.nonce)]] = AppendResult(
             rows.message(row), duplicate=True
         )
+
+    def stored_by_us(self, row: Any) -> None:
+        """A row (with MESSAGE_COLUMNS' attributes) with one of ``ids``: an earlier
+        try of this message committed it. Its caller gets it as new (it is
+        theirs), after ``stored()`` (its nonce finds it too)."""
+        self._outcomes[self.ids.index(row.id)] = AppendResult(rows.message(row), duplicate=False)
 
     def groups(self) -> list[tuple[int, list[int]]]:
         """(conversation_id, message indexes) to store, in conversation id order."""
@@ -346,6 +390,15 @@ async def _transaction(conn: AsyncConnection, batch: _Batch) -> None:
             )
         ):
             batch.stored(row)
+    if batch.retry:
+        # A message committed by an earlier try is never stored twice: the lookup
+        # finds it, or (committed after the lookup; it is still running on a
+        # lost connection) its id is taken and the INSERT fails, so the batch is
+        # retried one by one, each looking its id up again.
+        for row in await conn.execute(
+            sa.select(*rows.MESSAGE_COLUMNS).where(t.messages.c.id.in_(batch.ids))
+        ):
+            batch.stored_by_us(row)
     ts = now_ms()
     for conversation_id, indexes in batch.groups():
         last_seq = await conn.scalar(
@@ -411,6 +464,11 @@ _SQLITE_DUPLICATES = (
     "SELECT " + ", ".join(f"m.{column.key}" for column in rows.MESSAGE_COLUMNS) + " FROM (VALUES "
 )
 _SQLITE_ON = ") AS v JOIN messages AS m ON m.sender_id = v.column1 AND m.nonce = v.column2"
+_SQLITE_BY_ID = (
+    "SELECT "
+    + ", ".join(str(column.key) for column in rows.MESSAGE_COLUMNS)
+    + " FROM messages WHERE id IN ("
+)
 _SQLITE_SEQ = "UPDATE conversations SET last_seq = last_seq + ? WHERE id = ? RETURNING last_seq"
 _SQLITE_READ = (
     "UPDATE members SET read_seq = :s WHERE conversation_id = :c AND user_id = :u AND read_seq < :s"
@@ -440,6 +498,11 @@ def _sqlite_batch(db: sqlite3.Connection, batch: _Batch) -> None:
         sql = _SQLITE_DUPLICATES + ", ".join(["(?, ?)"] * len(keys)) + _SQLITE_ON
         for row in db.execute(sql, [value for key in keys for value in key]).fetchall():
             batch.stored(_StoredRow._make(row))
+    if batch.retry:
+        for ids in _chunks(batch.ids, _SQLITE_CHUNK):
+            sql = _SQLITE_BY_ID + ", ".join(["?"] * len(ids)) + ")"
+            for row in db.execute(sql, ids).fetchall():
+                batch.stored_by_us(_StoredRow._make(row))
     ts = now_ms()
     for conversation_id, indexes in batch.groups():
         found = db.execute(_SQLITE_SEQ, (len(indexes), conversation_id)).fetchall()
@@ -450,6 +513,236 @@ def _sqlite_batch(db: sqlite3.Connection, batch: _Batch) -> None:
             db.execute(sql, [value for row in chunk for value in row])
         if markers := batch.read_markers():
             db.executemany(_SQLITE_READ, markers)
+
+
+def _sqlite_commit(db: sqlite3.Connection, batch: _Batch) -> None:
+    """The whole transaction, in ``SqliteThread``'s thread: one trip from the loop."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        _sqlite_batch(db, batch)
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+
+
+# -- SQLite: the writer's own thread and connection ----------------------------------
+#
+# Through SQLAlchemy and aiosqlite a transaction took 5-6 trips between the
+# event loop and aiosqlite's thread (checkout, BEGIN IMMEDIATE, the batch,
+# COMMIT, the pool's reset), each waiting for the loop to be free, which under
+# fan-out means behind a pass of thousands of socket writes. Here the loop puts
+# the batch on this thread's queue and gets the outcome by one
+# call_soon_threadsafe. Readers use the engine's connections: in WAL they see a
+# commit as soon as COMMIT returned, as before.
+#
+# Checkpoints: SQLite's automatic checkpoint runs inside the COMMIT that takes
+# the WAL past 1000 pages, and with synchronous=FULL it writes and fsyncs the
+# database file too: one commit in about a hundred (single-message batches)
+# paid for it, the commits' p99 (docs/performance/durable.md). The writer's
+# connection has it off; ``_Checkpointer`` runs PASSIVE checkpoints from a
+# connection and thread of its own (they never block the writer), after
+# CHECKPOINT_COMMITS commits or CHECKPOINT_ROWS messages, or when writes
+# stopped for CHECKPOINT_IDLE_S. The WAL starts again from its beginning only
+# when a write transaction begins with every frame checkpointed; while writes
+# go on, one usually commits during the checkpoint, and the WAL grew (to 60 MB
+# at 200 appends/s). So once the WAL is past RESET_PAGES, the writer's thread
+# checkpoints the few frames left after its next commit (one small checkpoint
+# per RESET_PAGES of WAL, where SQLite's own ran a full one every 1000 pages),
+# and its next transaction restarts the WAL. Readers on old snapshots can keep
+# checkpoints from finishing; past RESTART_PAGES a RESTART checkpoint waits
+# for them (and holds the writer off meanwhile), so the WAL stays bounded;
+# journal_size_limit shrinks the file after a burst.
+
+CHECKPOINT_COMMITS = 64
+CHECKPOINT_ROWS = 2048
+CHECKPOINT_IDLE_S = 0.5
+RESET_PAGES = 4096
+RESTART_PAGES = 16_384
+WAL_SIZE_LIMIT = 64 << 20
+
+
+def _connect(path: str, *, autocheckpoint: bool) -> sqlite3.Connection:
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        db.execute(f"PRAGMA busy_timeout = {engine_module.BUSY_TIMEOUT_MS}")
+        engine_module.set_wal(db)
+        db.execute("PRAGMA synchronous = FULL")
+        db.execute("PRAGMA foreign_keys = ON")
+        db.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
+        if not autocheckpoint:
+            db.execute("PRAGMA wal_autocheckpoint = 0")
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
+_Job = tuple[asyncio.AbstractEventLoop, "asyncio.Future[None]", _Batch]
+
+
+class SqliteThread:
+    """A thread with a sqlite3 connection of its own (opened at first use) that
+    commits the writer's batches, one at a time."""
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._checkpointer = _Checkpointer(path)
+
+    async def commit(self, batch: _Batch) -> None:
+        """Store ``batch`` in one transaction (``_sqlite_commit``)."""
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._main, name="hubbub-sqlite-writer", daemon=True
+            )
+            self._thread.start()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        self._jobs.put((loop, future, batch))
+        await future
+
+    async def close(self) -> None:
+        if self._thread is not None:
+            self._jobs.put(None)
+            await asyncio.to_thread(self._thread.join)
+            self._thread = None
+        await asyncio.to_thread(self._checkpointer.close)
+
+    def _main(self) -> None:
+        db: sqlite3.Connection | None = None
+        while (job := self._jobs.get()) is not None:
+            loop, future, batch = job
+            try:
+                if db is None:
+                    db = _connect(self._path, autocheckpoint=False)
+                    self._checkpointer.start()
+                _sqlite_commit(db, batch)
+            except BaseException as exc:
+                _resolve(loop, future.set_exception, future, exc)
+            else:
+                _resolve(loop, future.set_result, future, None)
+                self._checkpointer.wrote(len(batch.inserts))
+                if self._checkpointer.reset_wanted:
+                    self._reset_wal(db)
+        if db is not None:
+            db.close()
+
+    def _reset_wal(self, db: sqlite3.Connection) -> None:
+        """Checkpoint the WAL's tail here, so that our next transaction restarts
+        the WAL from its beginning (see above). After the batch's result went
+        to the loop, so only a batch that comes meanwhile waits for it."""
+        try:
+            busy, pages, done = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()[0]
+        except sqlite3.Error as exc:
+            log.warning("SQLite checkpoint failed: %s", exc)
+            return
+        self._checkpointer.tail_checkpoints += 1
+        if not busy and done >= pages:
+            self._checkpointer.reset_wanted = False
+
+
+def _resolve(
+    loop: asyncio.AbstractEventLoop,
+    setter: Callable[[Any], None],
+    future: asyncio.Future[Any],
+    value: Any,
+) -> None:
+    def settle() -> None:
+        if not future.done():
+            setter(value)
+
+    with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+        loop.call_soon_threadsafe(settle)
+
+
+class _Checkpointer:
+    """PASSIVE checkpoints off the commit path (see above), on a thread of its own."""
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._wake = threading.Condition()
+        self._commits = 0
+        self._rows = 0
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self.checkpoints = 0
+        self.restarts = 0
+        self.tail_checkpoints = 0  # by the writer's thread, for a WAL restart
+        # Set here, read and cleared by the writer's thread (a plain bool: a
+        # late or early look costs one checkpoint more or less, nothing else).
+        self.reset_wanted = False
+        self.largest_wal_pages = 0  # the most a checkpoint found in the WAL
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._main, name="hubbub-sqlite-checkpoint", daemon=True
+            )
+            self._thread.start()
+
+    def wrote(self, rows: int) -> None:
+        """Called by the writer's thread after each commit."""
+        with self._wake:
+            self._commits += 1
+            self._rows += rows
+            if (
+                self._commits == 1
+                or self._commits >= CHECKPOINT_COMMITS
+                or self._rows >= CHECKPOINT_ROWS
+            ):
+                self._wake.notify()
+
+    def close(self) -> None:
+        with self._wake:
+            self._stopping = True
+            self._wake.notify()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    def _main(self) -> None:
+        db: sqlite3.Connection | None = None
+        try:
+            while True:
+                with self._wake:
+                    seen = -1
+                    # Wait for enough writes, or for writes to stop a while.
+                    while not self._stopping and (
+                        self._commits == 0
+                        or (
+                            self._commits < CHECKPOINT_COMMITS
+                            and self._rows < CHECKPOINT_ROWS
+                            and self._commits != seen
+                        )
+                    ):
+                        seen = self._commits
+                        self._wake.wait(CHECKPOINT_IDLE_S if self._commits else None)
+                    if self._stopping:
+                        return
+                    self._commits = self._rows = 0
+                try:
+                    if db is None:
+                        db = _connect(self._path, autocheckpoint=False)
+                    self._checkpoint(db)
+                except sqlite3.Error as exc:
+                    log.warning("SQLite checkpoint failed: %s", exc)
+        finally:
+            if db is not None:
+                db.close()
+
+    def _checkpoint(self, db: sqlite3.Connection) -> None:
+        _busy, pages, _done = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()[0]
+        self.checkpoints += 1
+        self.largest_wal_pages = max(self.largest_wal_pages, pages)
+        if pages > RESET_PAGES:
+            self.reset_wanted = True
+        if pages > RESTART_PAGES:
+            # Still growing: readers kept the checkpoints from finishing.
+            db.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
+            self.restarts += 1
 
 
 def _check(message: NewMessage) -> None:
