@@ -224,3 +224,101 @@ def test_presence_typing_and_read_events_are_forwarded() -> None:
     typing = Event(Scope.CONVERSATION, 3, b'{"type":"typing"}', conversation_id=3)
     read = Event(Scope.USER, 1, b'{"type":"read"}', conversation_id=3)
     assert d.session.event(presence) and d.session.event(typing) and d.session.event(read)
+
+
+class Positions(dict[int, int]):
+    """A session's ``live`` that records every read or write of a position;
+    asking whether a conversation is followed (``in``, the keys) is allowed."""
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*args)  # type: ignore[arg-type]
+        self.touched: list[str] = []
+
+    def __getitem__(self, key: int) -> int:
+        self.touched.append("getitem")
+        return super().__getitem__(key)
+
+    def get(self, key: int, default: object = None) -> object:  # type: ignore[override]
+        self.touched.append("get")
+        return super().get(key, default)
+
+    def __setitem__(self, key: int, value: int) -> None:
+        self.touched.append("setitem")
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key: int) -> None:
+        self.touched.append("delitem")
+        super().__delitem__(key)
+
+    def pop(self, *args: object) -> object:  # type: ignore[override]
+        self.touched.append("pop")
+        return super().pop(*args)  # type: ignore[arg-type]
+
+    def setdefault(self, *args: object) -> object:  # type: ignore[override]
+        self.touched.append("setdefault")
+        return super().setdefault(*args)  # type: ignore[arg-type]
+
+    def values(self) -> object:  # type: ignore[override]
+        self.touched.append("values")
+        return super().values()
+
+    def items(self) -> object:  # type: ignore[override]
+        self.touched.append("items")
+        return super().items()
+
+    def update(self, *args: object, **kwargs: object) -> None:  # type: ignore[override]
+        self.touched.append("update")
+        super().update(*args, **kwargs)  # type: ignore[arg-type]
+
+
+def test_client_frames_and_op_results_read_no_position() -> None:
+    """What the fan-out relies on to leave a connection in its room's shared
+    delivery (``Connection.reply``): a live session answers every client frame
+    and every op's outcome from its own state, without reading or writing a
+    position, and the answer is never an event (only ``ack``, ``pong``,
+    ``error``). The fan-out may then hold the positions elsewhere meanwhile."""
+    d = Driver(Limits(ops_burst=30, ops_per_second=1.0, max_frame=200))
+    d.start((3, 5), (4, 0))
+    spy = Positions()
+    d.session.live = spy  # before resume: it fills this dict
+    d.resume({3: 5})
+    assert spy == {3: 5, 4: 0}
+    spy.touched.clear()
+    answers: list[dict[str, object]] = []
+
+    def text(frame: object) -> None:
+        answers.extend(d.text(frame))
+
+    text({"op": "send", "nonce": "n1", "conversation": 3, "text": "hi"})
+    [call] = d.actions()
+    op = call.op  # type: ignore[union-attr]
+    d.session.op_done(op, message(3, 6))
+    d.session.op_failed(op, "rate_limited", "slow down", retry_after=0.5)
+    d.session.op_failed(op, "internal", "the server failed; try again")
+    text({"op": "send", "nonce": "n2", "conversation": 99, "text": "not a member"})
+    text({"op": "typing", "conversation": 3})
+    text({"op": "typing", "conversation": 3})  # too soon: dropped quietly
+    text({"op": "typing", "conversation": 99})
+    text({"op": "read", "conversation": 4, "seq": 0})
+    text({"op": "read", "conversation": 99, "seq": 1})
+    text({"op": "ping", "nonce": "p"})
+    text({"op": "resume", "positions": {}})
+    text({"op": "nope"})
+    text("{not json")
+    text({"op": "send", "nonce": "big", "conversation": 3, "text": "x" * 300})
+    d.session.receive_binary(10)
+    d.session.receive_binary(1000)
+    answers.extend(d.frames())
+    for _ in range(40):  # past the burst: rate limited
+        text({"op": "ping"})
+    actions = d.actions()
+    assert spy.touched == []
+    assert spy == {3: 5, 4: 0}
+    kinds = {a["type"] for a in answers}
+    assert kinds == {"ack", "pong", "error"}
+    assert {a.get("code") for a in answers if a["type"] == "error"} >= {
+        "rate_limited",
+        "not_member",
+        "too_large",
+    }
+    assert all(type(a).__name__ == "Call" for a in actions)

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import asyncio
 
+import orjson
+
 from hubbub.core.events import Event, Scope
+from hubbub.core.model import Message, MessageKind
 from hubbub.protocols.session import Session
 from hubbub.protocols.wire import frame_payloads, text_frame
 from hubbub.web.fanout import Connection, Fanout
@@ -232,6 +235,149 @@ async def test_a_steady_connection_past_its_buffer_is_closed_with_4008() -> None
     assert writer.closed == (4008, "too slow")
     assert conn not in fanout.everyone and conn not in fanout.conversations.get(3, set())
     assert conn not in fanout.rooms[3].steady
+    fanout.on_event(message(3, 3))
+    await asyncio.sleep(0)
+    assert payloads(fast_writer)[-3:] == [b'{"type":"message","seq":%d}' % s for s in (1, 2, 3)]
+
+
+def send_op(conn: FakeConnection, nonce: str, cid: int = 3) -> object:
+    """The client sends a message: the session asks for a Hub call."""
+    op = {"op": "send", "nonce": nonce, "conversation": cid, "text": "hi"}
+    conn.session.receive_text(orjson.dumps(op).decode())
+    conn.reply()
+    call = conn.ran.pop()
+    return call.op  # type: ignore[attr-defined]
+
+
+def ack(conn: FakeConnection, op: object, seq: int) -> None:
+    """The op's message is committed (seq ``seq``): the session acks it."""
+    msg = Message(
+        id=f"M{seq}",
+        conversation_id=3,
+        seq=seq,
+        ts=seq,
+        sender_id=1,
+        sender="u1",
+        kind=MessageKind.TEXT,
+        text="hi",
+    )
+    conn.session.op_done(op, msg)  # type: ignore[arg-type]
+    conn.reply()
+
+
+def frame_types(writer: FakeWriter) -> list[object]:
+    out: list[object] = []
+    for p in payloads(writer):
+        obj = orjson.loads(p)
+        out.append(obj.get("seq") if obj["type"] == "message" else obj["type"])
+    return out
+
+
+async def test_a_sender_stays_in_its_room_and_its_ack_follows_the_room_frames() -> None:
+    """A steady connection's op and ack do not settle it: the ack waits in its
+    pending list and goes out after the room's frames, in the same write."""
+    fanout = Fanout()
+    sender, sender_writer = live_connection(fanout, 1, 3, 0)
+    other, other_writer = live_connection(fanout, 2, 3, 0)
+    await asyncio.sleep(0)
+    fanout.on_event(message(3, 1))  # both join the room's shared delivery
+    await asyncio.sleep(0)
+    room = fanout.rooms[3]
+    assert room.steady == {sender, other}
+    sender_writer.writes.clear()
+    other_writer.writes.clear()
+    op = send_op(sender, "n2")
+    fanout.on_event(message(3, 2))  # its message, committed and published
+    ack(sender, op, 2)
+    fanout.on_event(message(3, 3))  # someone else's, in the same pass
+    assert sender.room is room and room.steady == {sender, other}
+    assert len(sender.pending) == 1  # only the ack; the events are the room's
+    await asyncio.sleep(0)
+    assert len(sender_writer.writes) == 1
+    assert frame_types(sender_writer) == [2, 3, "ack"]
+    assert frame_types(other_writer) == [2, 3]
+    assert sender.room is room and not sender.pending and sender.owed is None
+    sender.settle()
+    assert sender.live == {3: 3}
+
+
+async def test_answers_of_a_steady_connection_stay_behind_its_room_frames() -> None:
+    """Settled with an ack pending (another room's event, or the room's frames
+    of a later pass arriving before the ack's slice ran): the room's frames go
+    first, then the ack, then the new event; each once."""
+    fanout = Fanout()
+    conn, writer = live_connection(fanout, 1, 3, 0)
+    fanout.subscribe(conn, 4)
+    conn.live[4] = 0
+    await asyncio.sleep(0)
+    fanout.on_event(message(3, 1))
+    await asyncio.sleep(0)
+    writer.writes.clear()
+    op = send_op(conn, "n2")
+    fanout.on_event(message(3, 2))
+    ack(conn, op, 2)
+    assert conn.room is fanout.rooms[3] and len(conn.pending) == 1
+    fanout.on_event(message(4, 1))  # leaves room 3's shared delivery, in order
+    assert conn.room is None and conn.live == {3: 2, 4: 1}
+    await asyncio.sleep(0)
+    assert frame_types(writer) == [2, "ack", 1]
+
+
+async def test_an_ack_in_a_late_slice_does_not_overtake_an_older_room_frame() -> None:
+    """A steady connection's answers go out after every room frame published
+    before them, even when its slice of a pass runs after the room got a
+    frame of the next pass."""
+    fanout = Fanout()
+    fanout.slice_size = 2
+    conns = [live_connection(fanout, uid, 3, 0) for uid in range(1, 6)]
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    fanout.on_event(message(3, 1))
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert fanout.rooms[3].steady == {c for c, _ in conns}
+    for _, w in conns:
+        w.writes.clear()
+    # five acks in one pass: the senders' writes go out in three slices
+    ops = [send_op(c, f"n{i}") for i, (c, _) in enumerate(conns)]
+    for i, ((c, _), op) in enumerate(zip(conns, ops, strict=True)):
+        fanout.on_event(message(3, 2 + i))
+        ack(c, op, 2 + i)
+    await asyncio.sleep(0)  # the first slice only
+    fanout.on_event(message(3, 7))  # before the later slices ran: the room holds it
+    late, late_writer = conns[2]  # in the second slice, which runs before that pass
+    op = send_op(late, "late")
+    ack(late, op, 8)  # published after 7: joins its pending list, must stay behind 7
+    for _ in range(5):
+        await asyncio.sleep(0)
+    for i, (c, w) in enumerate(conns):
+        got = frame_types(w)
+        assert [x for x in got if x != "ack"] == [2, 3, 4, 5, 6, 7], got
+        assert got.count("ack") == (2 if c is late else 1)
+        assert got.index("ack") > got.index(2 + i)  # after its message, here
+    got = frame_types(late_writer)
+    assert got[-1] == "ack" and got.index(7) < len(got) - 1  # the late ack after 7
+    for c, _ in conns:
+        c.settle()
+        assert c.live == {3: 7} and not c.pending
+
+
+async def test_a_steady_connection_with_answers_past_its_buffer_is_closed_with_4008() -> None:
+    fanout = Fanout(send_buffer=1000)
+    conn, writer = live_connection(fanout, 1, 3, 0)
+    _, fast_writer = live_connection(fanout, 2, 3, 0)
+    await asyncio.sleep(0)
+    fanout.on_event(message(3, 1))
+    await asyncio.sleep(0)
+    assert conn.room is fanout.rooms[3]
+    op = send_op(conn, "n2")
+    fanout.on_event(message(3, 2))
+    ack(conn, op, 2)
+    writer.buffered = 5000
+    await asyncio.sleep(0)
+    assert writer.closed == (4008, "too slow")
+    assert conn not in fanout.everyone and conn not in fanout.rooms[3].steady
     fanout.on_event(message(3, 3))
     await asyncio.sleep(0)
     assert payloads(fast_writer)[-3:] == [b'{"type":"message","seq":%d}' % s for s in (1, 2, 3)]

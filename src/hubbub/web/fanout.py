@@ -117,6 +117,30 @@ class Connection:
         for action in session.actions_to_run():
             self.act(action)
 
+    def reply(self) -> None:
+        """Send the session's answer to a client frame or to an op's result, then
+        run its actions; a connection in step with a room stays in it.
+
+        What the session says there is its own (``ack``, ``pong``, ``error``),
+        never an event, and it reads no position to say it
+        (``tests/protocol/test_session_positions.py``), so nothing is settled:
+        the frames wait in ``pending`` and go out after what the room owes the
+        connection, in the same write (:meth:`Fanout.settle` and the flush keep
+        them behind it). An ``ack`` may come before or after its message's
+        event (``docs/protocol.md``): here it may follow events of the room
+        published after it, and never precedes one published before it.
+        """
+        session = self.session
+        out = session.data_to_send()
+        if out and not self.closed:
+            pending = self.pending
+            if not pending:
+                self.fanout.mark_dirty(self)
+            for payload in out:
+                pending.append(text_frame(payload))
+        for action in session.actions_to_run():
+            self.act(action)
+
     def act(self, action: Action) -> None:
         if isinstance(action, Subscribe):
             self.fanout.subscribe(self, action.conversation)
@@ -160,16 +184,17 @@ class Connection:
 class Room:
     """The connections of one conversation, as the hot path sees them.
 
-    ``steady`` connections are in step with the room: live in it, nothing of
-    their own pending, not steady in another room, since before the first of
-    the frames the room holds. The hot path does no work
+    ``steady`` connections are in step with the room: live in it, no event
+    pending of their own (only their own answers may wait, see
+    :meth:`Connection.reply`), not steady in another room, since before the
+    first of the frames the room holds. The hot path does no work
     per steady connection per event: the room keeps the pass's frames once
     (``frames``, the seqs up to ``seq``) and the flush writes their join to
     each of them, as the C ceiling writes its one pass buffer. Their session
     positions are not touched meanwhile; :meth:`Fanout.settle` brings one up to
-    date (position ``seq``, shared frames moved to its own pending list)
-    before anything reads its session or queues a frame of its own, so a
-    connection still gets every event once and in order. The others go
+    date (position ``seq``, shared frames moved to its own pending list,
+    before its answers) before anything reads its session or queues an event
+    for it, so a connection still gets every event once and in order. The others go
     through the per-connection path, and join ``steady`` when they are found
     in step with nothing pending.
     """
@@ -252,7 +277,10 @@ class Fanout:
         conn.room = None
         room.steady.discard(conn)
         room.others.add(conn)
-        pending = conn.pending  # empty while steady
+        # What the room owes it goes before its own answers queued meanwhile
+        # (:meth:`Connection.reply`), in place: callers hold the list.
+        pending = conn.pending
+        answers = len(pending)
         owed = conn.owed
         if owed is not None:
             conn.owed = None
@@ -261,10 +289,12 @@ class Fanout:
             pending.extend(room.frames)
             if not room.steady:
                 room.frames = []
+        if answers and len(pending) > answers:
+            pending[:] = pending[answers:] + pending[:answers]
         live = conn.live
         if room.cid in live:
             live[room.cid] = room.seq
-        if pending:
+        if pending and not answers:
             self.mark_dirty(conn)
 
     def known_seq(self, conversation_id: int) -> int:
@@ -297,6 +327,8 @@ class Fanout:
                             self.settle(conn)  # steady in another room: its frames first
                         if not pending:
                             dirty.append(conn)
+                    elif conn.room is not None:
+                        self.settle(conn)  # only its answers were pending
                     pending.append(frame)
             else:
                 prev = seq - 1
@@ -325,6 +357,8 @@ class Fanout:
                                 self.settle(conn)  # steady in another room: its frames first
                             if not pending:
                                 dirty.append(conn)
+                        elif conn.room is not None:
+                            self.settle(conn)  # only its answers were pending
                         pending.append(frame)
                     else:
                         conn.deliver_slow(event, frame)
@@ -362,6 +396,8 @@ class Fanout:
                                 self.settle(conn)
                             if not pending:
                                 dirty.append(conn)
+                        elif conn.room is not None:
+                            self.settle(conn)  # only its answers were pending
                         pending.append(frame)
                     else:
                         conn.deliver_slow(event, frame)
@@ -398,6 +434,7 @@ class Fanout:
         """
         self._scheduled = False
         rooms, self._dirty_rooms = self._dirty_rooms, []
+        owing: list[list[Connection]] = []
         for room in rooms:
             room.dirty = False
             frames = room.frames
@@ -409,9 +446,13 @@ class Fanout:
             for conn in conns:
                 owed = conn.owed
                 conn.owed = data if owed is None else owed + data
-            self._write_owed(conns, 0)
+            owing.append(conns)
+        # The connections with frames of their own first: a steady one among
+        # them writes what the room owes it and its answers in one write.
         dirty, self._dirty = self._dirty, []
         self._write(dirty, 0)
+        for conns in owing:
+            self._write_owed(conns, 0)
 
     def _write_owed(self, conns: list[Connection], start: int) -> None:
         """Write the room's shared bytes to its steady connections, a slice at a time."""
@@ -443,6 +484,24 @@ class Fanout:
             pending = conn.pending
             if not pending:
                 continue
+            room = conn.room
+            if room is not None:
+                # Steady, with answers of its own (Connection.reply): they follow
+                # what the room owes it, in the same write; unless the room holds
+                # frames not handed over yet (an earlier pass's slice running
+                # late), which may be older than the answers: settle first.
+                if room.frames:
+                    self.settle(conn)
+                else:
+                    conn.pending = []
+                    owed = conn.owed
+                    own = b"".join(pending)
+                    if owed is not None:
+                        conn.owed = None
+                        own = owed + own
+                    if conn.writer.write_frames(own) > limit:
+                        conn.close(CloseCode.TOO_SLOW, "too slow", flush=False)
+                    continue
             if pending != last:
                 data = b"".join(pending)
                 last = pending

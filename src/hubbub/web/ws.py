@@ -130,13 +130,14 @@ class WsConnection(Connection):
         for; :attr:`on_idle` is called once they are done. Until then the caller
         feeds no further message: a client's ops run in the order sent.
         """
-        self.settle()  # the session's positions up to date before it reads a frame
+        # No settle: what a client frame asks for reads no position, and the
+        # answer is the connection's own (Connection.reply).
         session = self.session
         if text is not None:
             session.receive_text(text)
         else:
             session.receive_binary(size)
-        self.drain()
+        self.reply()
         if self.calls and self._worker is None:
             self._worker = self.spawn(self._run_calls())
         return self._worker is not None
@@ -162,16 +163,17 @@ class WsConnection(Connection):
             if kind != "websocket.receive":
                 continue
             text = message.get("text")
-            self.settle()
             if text is not None:
                 session.receive_text(text)
             else:
                 session.receive_binary(len(message.get("bytes") or b""))
-            self.drain()
+            self.reply()
             while self.calls:  # one at a time: a client's sends commit in the order sent
                 await self._call(self.calls.pop(0))
 
     async def _call(self, op: SendOp | Typing | Read) -> None:
+        """Run one op; its outcome (``ack`` or ``error``) is the connection's own
+        answer and reads no position: no settle (Connection.reply)."""
         hub = self.services.hub
         session = self.session
         try:
@@ -179,23 +181,19 @@ class WsConnection(Connection):
                 result = await hub.post(
                     self.user, op.conversation, op.text, kind=op.kind, nonce=op.nonce
                 )
-                self.settle()
                 session.op_done(op, result.message)
             elif isinstance(op, Typing):
                 await hub.typing(self.user, op.conversation)
             else:
                 await hub.mark_read(self.user, op.conversation, op.seq)
         except RateLimited as exc:
-            self.settle()
             session.op_failed(op, exc.code, exc.message, retry_after=exc.retry_after)
         except HubbubError as exc:
-            self.settle()
             session.op_failed(op, exc.code, exc.message)
         except Exception:
             log.exception("WebSocket op %s failed", type(op).__name__)
-            self.settle()
             session.op_failed(op, ErrorCode.INTERNAL, "the server failed; try again")
-        self.drain()
+        self.reply()
 
     async def _fetch_all(self) -> None:
         """Catch-up reads, one at a time per connection (a reconnect storm stays bounded)."""
