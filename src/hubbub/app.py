@@ -264,6 +264,7 @@ class HubbubServer(uvicorn.Server):
         # a connection storm walk only what connections made (issue 5; GC time
         # per 5000 connects 0.6-0.9 s -> 0.13-0.27 s, docs/performance/connections.md).
         gc.freeze()
+        gc.enable()  # paused while starting: see serve()
         for server in getattr(self, "servers", []):
             for sock in server.sockets:
                 self.bound_port = sock.getsockname()[1]
@@ -314,24 +315,39 @@ class StopSignals:
 async def serve(
     settings: Settings, *, started: float | None = None, stop_requested: bool = False
 ) -> None:
-    """Run Hubbub until SIGTERM or SIGINT; return after a graceful shutdown."""
+    """Run Hubbub until SIGTERM or SIGINT; return after a graceful shutdown.
+
+    The cyclic garbage collector is paused until the server listens (then
+    :meth:`HubbubServer.startup` freezes what startup made and resumes it):
+    startup makes ~120k objects that all live as long as the process, and
+    collecting them again and again while they are made was ~15 % of the time
+    to the first answer (docs/performance/startup.md). The few hundred
+    unreachable objects startup leaves (~0.2 MB) are frozen with the rest.
+    ``hubbub serve`` pauses it already before importing this module.
+    """
     t0 = started if started is not None else time.perf_counter()
-    with StopSignals(requested=stop_requested) as stop:
-        services = await build_services(settings)
-        try:
-            if stop.requested:
-                log.info("stop requested while starting: not serving")
-                return
-            server = HubbubServer(
-                uvicorn_config(create_app(services), settings), capture_signals=True, started=t0
-            )
-            server.base_path = settings.base_path
-            stop.server = server
-            await server.serve()
-        finally:
-            log.info("closing the bus and the store")
-            await close_services(services)
-            log.info("stopped")
+    gc.disable()
+    try:
+        with StopSignals(requested=stop_requested) as stop:
+            services = await build_services(settings)
+            try:
+                if stop.requested:
+                    log.info("stop requested while starting: not serving")
+                    return
+                server = HubbubServer(
+                    uvicorn_config(create_app(services), settings),
+                    capture_signals=True,
+                    started=t0,
+                )
+                server.base_path = settings.base_path
+                stop.server = server
+                await server.serve()
+            finally:
+                log.info("closing the bus and the store")
+                await close_services(services)
+                log.info("stopped")
+    finally:
+        gc.enable()
 
 
 def run(settings: Settings, *, started: float | None = None, stop_requested: bool = False) -> None:

@@ -8,6 +8,7 @@ line each; results to stdout.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import signal
 import sys
@@ -104,6 +105,9 @@ def serve(host: str | None, port: int | None, data_dir: Path | None) -> None:
     early: list[int] = []
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda signum, frame: early.append(signum))
+    # No cyclic GC until the server listens (app.serve): the imports and the
+    # app are ~120k objects that live as long as the process.
+    gc.disable()
     from . import app, logs  # the heavy imports, only for serve
 
     logs.configure(settings.log_level, settings.log_format)
