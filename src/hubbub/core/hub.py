@@ -30,10 +30,10 @@ from .model import (
     Visibility,
 )
 from .names import check_room_name
+from .payloads import message_payload as message_payload  # encoded once when in the catch-up cache
 from .ports import Bus, Outbound, Store
 from .presence import Presence, PresenceRegistry
 from .ratelimit import TokenBucket
-from .tail import message_payload as message_payload  # encoded once when in the catch-up cache
 
 MAX_NONCE = 64
 _NONCE = re.compile(r"^[\x21-\x7e]{1,64}$")

@@ -59,9 +59,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from .model import Conversation, ConversationKind, Message, Visibility
-from .payloads import SHARED_PAYLOADS as SHARED_PAYLOADS  # re-exported for protocols.wire
 from .payloads import hold, release
-from .payloads import message_payload as message_payload  # re-exported for .hub
 from .ports import Store
 from .tailstate import ENTRY_OVERHEAD, NotConfirmed, Round, Tail, dense
 

@@ -53,9 +53,7 @@ from .events import (
 from .events import Message as IrcMessage
 from .events import MessageKind as IrcKind
 from .history import Anchor
-from .running import MAX_PENDING_ECHOES as MAX_PENDING_ECHOES  # re-exported for .service
-from .running import _Pending as _Pending
-from .running import _Running as _Running
+from .running import MAX_PENDING_ECHOES, _Pending, _Running
 
 log = logging.getLogger("hubbub.irc.service")
 

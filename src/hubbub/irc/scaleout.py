@@ -25,7 +25,7 @@ from .inbound import Inbound, log
 from .policy import IrcNotConnected, IrcPolicy, IrcUnavailable
 
 DISCONNECTED: dict[str, Any] = {"state": "disconnected", "nick": None, "error": None}
-_MEMBERS_EVENT = b'{"type":"irc_members",'  # how Inbound._publish_members begins its payload
+_MEMBERS_EVENT = b'{"type":"irc_members",'  # how Conversations._publish_members begins its payload
 
 
 class ScaleOut(Inbound):

@@ -57,14 +57,7 @@ from .connection import Connection as IrcConnection
 from .connection import ConnState, NetworkConfig
 from .errors import NotConnected, SendQueueFull
 from .history import Anchor
-from .inbound import (
-    MAX_PENDING_ECHOES,
-    SERVER_BUFFER_KEY,
-    _Pending,
-    _Running,
-    log,
-    mentions,
-)
+from .inbound import SERVER_BUFFER_KEY, log, mentions
 from .policy import (
     IrcDisabled,
     IrcNotConnected,
@@ -75,6 +68,7 @@ from .policy import (
     TooManyNetworks,
     UnknownCommand,
 )
+from .running import MAX_PENDING_ECHOES, _Pending, _Running
 from .scaleout import DISCONNECTED, ScaleOut
 from .secrets import SecretBox
 

@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 
 from ..core.model import USER_SENDABLE_KINDS, MessageKind
-from ..core.tail import SHARED_PAYLOADS
+from ..core.payloads import SHARED_PAYLOADS
 
 _NONCE = re.compile(r"^[\x21-\x7e]{1,64}$")
 MAX_ID = (1 << 63) - 1  # ids and seqs are 64-bit signed in the store
