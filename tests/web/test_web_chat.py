@@ -4,8 +4,10 @@ queue, server restart, escaping, phone layout, keyboard."""
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
+import httpx
 from playwright.sync_api import WebSocketRoute, expect
 
 from conftest import Hub, Session, unique
@@ -133,6 +135,41 @@ def test_offline_messages_are_queued_then_sent_once_in_order(sessions: Any, hub:
         expect(s.page.locator(".msg .text", has_text="offline 2")).to_have_count(1)
         assert [t for t in s.texts() if t.startswith("offline")] == sent
     assert [t for t in history(hub, bob.name, room) if t.startswith("offline")] == sent
+
+
+def test_logging_out_with_unsent_messages_asks_first(sessions: Any, hub: Hub) -> None:
+    alice = sessions()
+    room_with(alice)
+    alice.context.set_offline(True)
+    expect(alice.page.locator(".conn")).to_have_attribute("data-state", "waiting")
+    alice.type("not out yet")
+    expect(alice.page.locator(".msg.pending")).to_have_count(1)
+    alice.page.get_by_role("button", name="Log out").click()
+    dialog = alice.page.get_by_role("dialog", name="Log out?")
+    expect(dialog).to_contain_text("1 message is not sent yet")
+    dialog.get_by_role("button", name="Cancel").click()
+    expect(dialog).to_have_count(0)
+    expect(alice.page.locator(".msg.pending")).to_have_count(1)  # still queued, still in
+
+    alice.page.get_by_role("button", name="Log out").click()
+    alice.page.get_by_role("dialog", name="Log out?").get_by_role(
+        "button", name="Log out anyway"
+    ).click()
+    expect(alice.page.get_by_role("heading", name="Log in")).to_be_visible()
+    expect(alice.page.get_by_role("status")).to_contain_text("The server will be told")
+    cookie = {c["name"]: c["value"] for c in alice.context.cookies()}
+
+    def session_status() -> int:
+        return httpx.get(hub.url + "api/me", cookies=cookie).status_code
+
+    assert session_status() == 200  # offline: the server has not heard of the logout yet ...
+    alice.context.set_offline(False)
+    deadline = time.monotonic() + scaled(10)
+    while session_status() != 401 and time.monotonic() < deadline:  # ... and ends it once back
+        alice.page.wait_for_timeout(100)
+    assert session_status() == 401
+    alice.page.reload()
+    expect(alice.page.get_by_role("heading", name="Log in")).to_be_visible()
 
 
 def test_too_far_behind_pages_history_over_rest(sessions: Any, hub: Hub) -> None:

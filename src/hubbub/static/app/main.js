@@ -227,6 +227,20 @@ function App({ chat, onLogout, firstAdmin }) {
   }
   useEffect(() => document.documentElement.classList.toggle("compact", !!settings.compact), []);
 
+  // Logging out forgets the outbox: say so first when something is still in it.
+  function logout() {
+    const pending = chat.outbox.entries.length;
+    if (!pending) return onLogout();
+    setPanel(null);
+    setConfirming({
+      title: "Log out?",
+      text: `${pending} message${pending === 1 ? " is" : "s are"} not sent yet and will be lost if you log out now. Stay, and ${pending === 1 ? "it goes" : "they go"} out as soon as the connection is back.`,
+      action: "Log out anyway",
+      danger: true,
+      onConfirm: onLogout,
+    });
+  }
+
   function leave() {
     if (!c) return;
     const target = c;
@@ -257,7 +271,7 @@ function App({ chat, onLogout, firstAdmin }) {
 
   return html`<div class=${"shell" + (members && c ? " with-members" : "")}>
     <${Sidebar} chat=${chat} open=${drawer} onPick=${pick} onJoin=${() => setPanel("join")} onDm=${() => setPanel("dm")}
-      onSettings=${() => setPanel("settings")} onNetworks=${() => setPanel("networks")} onSearch=${() => { setSearchQuery(""); setPanel("search"); }} onLogout=${onLogout} />
+      onSettings=${() => setPanel("settings")} onNetworks=${() => setPanel("networks")} onSearch=${() => { setSearchQuery(""); setPanel("search"); }} onLogout=${logout} />
     ${drawer && html`<div class="scrim" onClick=${() => setDrawer(false)} aria-hidden="true"></div>`}
     <main class="main" aria-label=${c ? convTitle(c) : "Hubbub"}>
       <${Header} key=${c?.id} chat=${chat} c=${c} onMenu=${() => setDrawer(true)} membersOpen=${members} onMembers=${() => setMembers(!members)}
@@ -278,7 +292,7 @@ function App({ chat, onLogout, firstAdmin }) {
     ${panel === "dm" && html`<${DmDialog} chat=${chat} onClose=${() => setPanel(null)} />`}
     ${panel === "search" && html`<${SearchPanel} chat=${chat} initial=${searchQuery} onClose=${() => setPanel(null)} onPick=${pickResult} />`}
     ${panel === "networks" && html`<${NetworksDialog} chat=${chat} onClose=${() => setPanel(null)} />`}
-    ${panel === "settings" && html`<${SettingsDialog} chat=${chat} settings=${settings} onChange=${changeSettings} onClose=${() => setPanel(null)} onLogout=${onLogout} />`}
+    ${panel === "settings" && html`<${SettingsDialog} chat=${chat} settings=${settings} onChange=${changeSettings} onClose=${() => setPanel(null)} onLogout=${logout} />`}
   </div>`;
 }
 
@@ -292,6 +306,36 @@ function rememberedMe() {
   }
 }
 
+// A logout the server has not heard of yet (made while offline): the session cookie
+// is HttpOnly, so only the server's answer ends it. It is sent again when the
+// connection comes back and at the next start, until the server has answered.
+const LOGOUT_KEY = `hubbub:${new URL(document.baseURI).pathname}:logout`;
+let logoutRetry = null;
+
+async function finishLogout() {
+  if (!localStorage.getItem(LOGOUT_KEY)) return true;
+  try {
+    await rest.post("logout");
+  } catch (err) {
+    if (err.status === 0 || err.status >= 500) return false; // not reached: try again later
+  }
+  localStorage.removeItem(LOGOUT_KEY); // done, or the session was already gone (401)
+  return true;
+}
+
+function logoutUntilDone() {
+  if (logoutRetry) return;
+  const attempt = async () => {
+    if (await finishLogout()) {
+      clearInterval(logoutRetry);
+      window.removeEventListener("online", attempt);
+      logoutRetry = null;
+    }
+  };
+  logoutRetry = setInterval(attempt, 15000);
+  window.addEventListener("online", attempt);
+}
+
 function Root() {
   const [me, setMe] = useState(undefined); // undefined: asking; null: logged out
   const [chat, setChat] = useState(null);
@@ -299,6 +343,17 @@ function Root() {
   const [firstAdmin, setFirstAdmin] = useState(false);
 
   useEffect(() => {
+    if (localStorage.getItem(LOGOUT_KEY)) {
+      rememberMe(null);
+      finishLogout().then((done) => {
+        if (!done) {
+          setNotice("You are logged out. The server will be told when it can be reached.");
+          logoutUntilDone();
+        }
+        setMe(null);
+      });
+      return;
+    }
     rest.get("me").then(
       (r) => {
         rememberMe(r.user);
@@ -341,25 +396,21 @@ function Root() {
   }, [me]);
 
   async function logout() {
-    const pending = chat?.outbox.entries.length || 0;
-    if (pending && !confirm(`${pending} message${pending === 1 ? " is" : "s are"} not sent yet and will be lost. Log out anyway?`)) return;
-    try {
-      await rest.post("logout");
-    } catch {
-      /* the cookie is cleared by the server when it answers; go on */
-    }
+    localStorage.setItem(LOGOUT_KEY, "1");
+    const told = await finishLogout();
+    if (!told) logoutUntilDone();
     if (chat) {
       chat.stop();
       await chat.forget();
     }
     rememberMe(null);
-    setNotice("You are logged out.");
+    setNotice(told ? "You are logged out." : "You are logged out. The server will be told when it can be reached.");
     setChat(null);
     setMe(null);
   }
 
   if (me === undefined) return html`<div class="boot" role="status">Loading Hubbub…</div>`;
-  if (!me) return html`<${Login} notice=${notice} onLogin=${(user, created) => { rememberMe(user); setFirstAdmin(created && user.role === "admin"); setMe(user); }} />`;
+  if (!me) return html`<${Login} notice=${notice} onLogin=${(user, created) => { localStorage.removeItem(LOGOUT_KEY); rememberMe(user); setFirstAdmin(created && user.role === "admin"); setMe(user); }} />`;
   if (!chat) return html`<div class="boot" role="status">Loading Hubbub…</div>`;
   return html`<${App} chat=${chat} onLogout=${logout} firstAdmin=${firstAdmin} />`;
 }
