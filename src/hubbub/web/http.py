@@ -18,7 +18,7 @@ from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import __version__
-from .api import api_router
+from . import api
 from .deps import Services
 from .errors import TooLarge, error_response, install_error_handlers
 from .static import static_routes
@@ -43,7 +43,7 @@ def create_web_app(services: Services, **fastapi_options: Any) -> FastAPI:
     )
     app.state.services = services
     install_error_handlers(app)
-    app.include_router(api_router())
+    app.include_router(api.api_router(), prefix=api.PREFIX, responses=api.RESPONSES)
     _add_websocket_route(app)
     app.router.routes.extend(static_routes())  # the web client, when installed
     app.add_middleware(BodyLimit, max_body=MAX_BODY)
