@@ -17,6 +17,9 @@ that is not counted, and timing each step from the ``exec``:
     /api/health      the first answer (what bench/run.py --only startup waits for)
     /api/me          the first answer from the rest of the API (401: routes built)
 
+The garbage collector is paused from the heavy imports until the server
+listens, as ``hubbub serve`` does (since e8679fb), so for older code compare
+the real process (``bench/run.py --only startup``) instead.
 ``--importtime`` adds the modules that took longest to import (``python -X
 importtime``, cumulative, the minimum over the runs). To compare two versions
 of the code on a noisy machine, alternate them (``--pythonpath`` of a
@@ -58,6 +61,8 @@ import hubbub.cli as cli
 T.append(("import cli", time.time()))
 settings = cli.settings_from(host="127.0.0.1", port=0, data_dir=sys.argv[1])
 T.append(("settings", time.time()))
+import gc
+gc.disable()  # as `hubbub serve` does; HubbubServer.startup resumes it
 from hubbub import app, logs
 T.append(("import app", time.time()))
 import asyncio, json
