@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from collections.abc import AsyncIterator, Iterator
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from typing import Any
 
@@ -27,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from hubbub.core.errors import Conflict, HubbubError, NotFound
 
 from .engine import WRITE_OPTION, is_sqlite
+from .reads import ReadConnections, sqlite_path
 
 _UNIQUE = "unique"
 _FOREIGN_KEY = "foreign_key"
@@ -120,6 +122,10 @@ async def guarded(
         raise
 
 
+Bound = tuple[str, tuple[Any, ...], Any]
+"""SQL, its arguments, the row type (``StoreBase._bind``)."""
+
+
 class StoreBase:
     """Holds the engine; subclasses add the queries of one noun each."""
 
@@ -132,6 +138,14 @@ class StoreBase:
         # sleeps up to 100 ms a turn); other processes still meet the file lock.
         self._write_lock = asyncio.Lock() if self._sqlite else None
         self._compiled: dict[sa.Select[Any], tuple[str, tuple[str, ...], Any, dict[str, Any]]] = {}
+        # SQLite: hot small reads on long-lived connections of their own, not
+        # through the pool (reads.py); stopped when the engine is disposed
+        # (SqlStore.close), after which reads go through the pool as before.
+        path = sqlite_path(engine.url) if self._sqlite else None
+        self._reads = None if path is None else ReadConnections(path)
+        if self._reads is not None:
+            reads = self._reads
+            sa.event.listen(engine.sync_engine, "engine_disposed", lambda _e: reads.stop())
 
     def _read(self) -> AbstractAsyncContextManager[AsyncConnection]:
         """``async with self._read() as conn``: a connection for reads."""
@@ -152,6 +166,48 @@ class StoreBase:
         """An INSERT that knows ON CONFLICT on this engine."""
         return sqlite.insert(table) if self._sqlite else postgresql.insert(table)
 
+    def _hot_reads(self) -> ReadConnections | None:
+        """The read connections for a hot read, or None: use ``_read()``."""
+        reads = self._reads
+        return None if reads is None or reads.stopped else reads
+
+    async def _fetch(self, stmt: sa.Select[Any], **params: Any) -> list[Any]:
+        """``_fetch_compiled`` in a read of its own: on SQLite on a read
+        connection (no pool checkout), on PostgreSQL through the pool."""
+        reads = self._hot_reads()
+        if reads is None:
+            async with self._read() as conn:
+                return await self._fetch_compiled(conn, stmt, **params)
+        bound = self._bind(stmt, params)
+        return await reads.run(lambda db: fetch_bound(db, bound))
+
+    async def _run_read(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
+        """``fn(db)`` on a SQLite read connection (``_hot_reads()`` was not None)."""
+        reads = self._hot_reads()
+        if reads is None:
+            raise StoreClosed("the store is closed")
+        return await reads.run(fn)
+
+    def _bind(self, stmt: sa.Select[Any], params: dict[str, Any]) -> Bound:
+        """``stmt``'s SQL (compiled once per store), its arguments from
+        ``params``, and its row type."""
+        compiled = self._compiled.get(stmt)
+        if compiled is None:
+            c = stmt.compile(dialect=self._engine.dialect)
+            make_row: Any = collections.namedtuple(  # type: ignore[misc]
+                "Row", [str(col.key) for col in stmt.selected_columns]
+            )
+            # c.params: the values compiled in (e.g. SQLite's OFFSET with a LIMIT)
+            compiled = self._compiled[stmt] = (
+                c.string,
+                tuple(c.positiontup or ()),
+                make_row,
+                {k: v for k, v in c.params.items() if v is not None},
+            )
+        sql, names, row_type, fixed = compiled
+        args = tuple(params[name] if name in params else fixed[name] for name in names)
+        return sql, args, row_type
+
     async def _fetch_compiled(
         self, conn: AsyncConnection, stmt: sa.Select[Any], **params: Any
     ) -> list[Any]:
@@ -168,23 +224,18 @@ class StoreBase:
         (docs/performance.md). Only for plain columns (ints and text): no
         type processing is applied.
         """
-        compiled = self._compiled.get(stmt)
-        if compiled is None:
-            c = stmt.compile(dialect=self._engine.dialect)
-            make_row: Any = collections.namedtuple(  # type: ignore[misc]
-                "Row", [str(col.key) for col in stmt.selected_columns]
-            )
-            # c.params: the values compiled in (e.g. SQLite's OFFSET with a LIMIT)
-            compiled = self._compiled[stmt] = (
-                c.string,
-                tuple(c.positiontup or ()),
-                make_row,
-                {k: v for k, v in c.params.items() if v is not None},
-            )
-        sql, names, row_type, fixed = compiled
-        args = tuple(params[name] if name in params else fixed[name] for name in names)
+        sql, args, row_type = self._bind(stmt, params)
         if self._sqlite:
             raw = await conn.get_raw_connection()
             found = await raw.driver_connection.execute_fetchall(sql, args)  # type: ignore[union-attr]
             return [row_type._make(row) for row in found]
         return list(await conn.exec_driver_sql(sql, args))
+
+
+def fetch_bound(db: sqlite3.Connection, bound: Bound) -> list[Any]:
+    """The rows of a bound statement on a sqlite3 connection (in its thread).
+
+    ``fetchall`` steps the statement to its end, so its read transaction is
+    over when this returns."""
+    sql, args, row_type = bound
+    return list(map(row_type._make, db.execute(sql, args).fetchall()))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sqlite3
+from typing import Any
+
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -20,7 +23,7 @@ from hubbub.core.names import fold
 
 from . import rows
 from . import schema as t
-from .base import StoreBase, translating
+from .base import Bound, StoreBase, fetch_bound, translating
 
 c = t.conversations
 m = t.members
@@ -240,10 +243,15 @@ class ConversationQueries(StoreBase):
             return [rows.member(row) for row in result]
 
     async def conversations_for(self, user_id: int) -> list[ConversationView]:
-        """Every conversation the user is a member of, by id."""
-        async with self._read() as conn:
-            found = await self._fetch_compiled(conn, _CONVERSATIONS_FOR, user_id=user_id)
-            peers = await _peer_names(conn, [row.name_key for row in found], user_id)
+        """Every conversation the user is a member of, by id.
+
+        The ``ready`` frame of every WebSocket connect: on SQLite one trip to a
+        read connection (reads.py), no pool checkout."""
+        if self._hot_reads() is not None:
+            bound = self._bind(_CONVERSATIONS_FOR, {"user_id": user_id})
+            found, peers = await self._run_read(lambda db: _sqlite_for(db, bound, user_id))
+        else:
+            found, peers = await self._conversations_for(user_id)
         return [
             _view(
                 rows.conversation(row),
@@ -253,6 +261,12 @@ class ConversationQueries(StoreBase):
             )
             for row in found
         ]
+
+    async def _conversations_for(self, user_id: int) -> tuple[list[Any], dict[str, str]]:
+        async with self._read() as conn:
+            found = await self._fetch_compiled(conn, _CONVERSATIONS_FOR, user_id=user_id)
+            peers = await _peer_names(conn, [row.name_key for row in found], user_id)
+        return found, peers
 
     async def conversation_view(
         self, conversation_id: int, user_id: int
@@ -316,7 +330,7 @@ def _members() -> sa.Select:
     )
 
 
-# The ready frame of every WebSocket: compiled once (StoreBase._fetch_compiled).
+# The ready frame of every WebSocket: compiled once (StoreBase._bind).
 _CONVERSATIONS_FOR = (
     sa.select(*rows.CONVERSATION_COLUMNS, m.c.read_seq, m.c.role)
     .join(m, m.c.conversation_id == c.c.id)
@@ -330,13 +344,37 @@ async def _get(conn: AsyncConnection, *where: sa.ColumnElement[bool]) -> Convers
     return None if row is None else rows.conversation(row)
 
 
-async def _peer_names(conn: AsyncConnection, keys: list[str], user_id: int) -> dict[str, str]:
-    """For DM keys among ``keys``: the other user's name (kept after deletion)."""
-    peer_ids = {
+def _peer_ids(keys: list[str], user_id: int) -> dict[str, int]:
+    return {
         key: peer
         for key in keys
         if key.startswith("dm:") and (peer := dm_peer_id(key, user_id)) is not None
     }
+
+
+def _sqlite_for(
+    db: sqlite3.Connection, bound: Bound, user_id: int
+) -> tuple[list[Any], dict[str, str]]:
+    """``conversations_for``'s rows and DM peers' names, on a read connection.
+
+    Two statements, each its own read transaction: a user's name never
+    changes and its row is never removed (kept after deletion), so the
+    second needs no snapshot shared with the first."""
+    found = fetch_bound(db, bound)
+    peer_ids = _peer_ids([row.name_key for row in found], user_id)
+    if not peer_ids:
+        return found, {}
+    ids = sorted(set(peer_ids.values()))
+    u = t.users
+    marks = ", ".join("?" * len(ids))
+    sql = f"SELECT {u.c.id.name}, {u.c.name.name} FROM {u.name} WHERE {u.c.id.name} IN ({marks})"
+    names = dict(db.execute(sql, ids).fetchall())
+    return found, {key: names[peer] for key, peer in peer_ids.items() if peer in names}
+
+
+async def _peer_names(conn: AsyncConnection, keys: list[str], user_id: int) -> dict[str, str]:
+    """For DM keys among ``keys``: the other user's name (kept after deletion)."""
+    peer_ids = _peer_ids(keys, user_id)
     if not peer_ids:
         return {}
     result = await conn.execute(

@@ -26,7 +26,8 @@ _USER_COLUMNS = (
 )
 
 
-# Looked up at every WebSocket handshake and REST request: compiled once (StoreBase._fetch_compiled).
+# Looked up at every WebSocket handshake and REST request: compiled once, on SQLite
+# read without a pool checkout (StoreBase._fetch).
 _TOKEN_USER = (
     sa.select(t.api_tokens, *_USER_COLUMNS)
     .join(t.users, t.users.c.id == t.api_tokens.c.user_id)
@@ -78,8 +79,7 @@ class SessionQueries(StoreBase):
 
         An expired session is deleted on sight.
         """
-        async with self._read() as conn:
-            found = await self._fetch_compiled(conn, _SESSION_USER, secret_hash=secret_hash)
+        found = await self._fetch(_SESSION_USER, secret_hash=secret_hash)
         row = found[0] if found else None
         if row is None:
             return None
@@ -135,8 +135,7 @@ class SessionQueries(StoreBase):
 
     async def token_user(self, token_hash: str) -> tuple[ApiToken, User] | None:
         """The token and its user, touching last_used."""
-        async with self._read() as conn:
-            found = await self._fetch_compiled(conn, _TOKEN_USER, token_hash=token_hash)
+        found = await self._fetch(_TOKEN_USER, token_hash=token_hash)
         row = found[0] if found else None
         if row is None:
             return None
