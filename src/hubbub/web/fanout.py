@@ -39,7 +39,8 @@ class FrameWriter(Protocol):
     """Where a connection's bytes go: the raw transport, or ASGI ``send`` as a fallback."""
 
     def write_frames(self, data: bytes) -> int:
-        """Queue pre-built frames; return how many bytes are still buffered."""
+        """Queue pre-built frames; return how many bytes are still buffered (a
+        writer may say 0 for any amount up to the fan-out's ``send_buffer``)."""
 
     def close_now(self, code: int, reason: str) -> None:
         """Send a close frame after what was written, then end the connection."""
