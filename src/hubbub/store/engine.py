@@ -11,7 +11,8 @@ SQLite
     another connection or process holding the write lock makes us wait, not fail.
     Writes start with ``BEGIN IMMEDIATE``: a deferred transaction that reads and
     then writes can fail at once with SQLITE_BUSY when another writer went
-    first, and the busy timeout does not help it.
+    first, and the busy timeout does not help it. ``wal_autocheckpoint`` is
+    raised: the group writer checkpoints off its commit path (writer.py).
 
 PostgreSQL
     asyncpg; an optional ``schema`` becomes the connection's ``search_path``
@@ -28,6 +29,12 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 BUSY_TIMEOUT_MS = 10_000
+# SQLite's automatic checkpoint for the engine's connections, in WAL pages.
+# The group writer (writer.py) checkpoints on threads of its own and keeps the
+# WAL near 4096 pages; at SQLite's default (1000) the other writes (read
+# markers, sessions) would run a full checkpoint inside their commit, holding
+# the write lock the writer waits for. Still a bound when the writer is idle.
+WAL_AUTOCHECKPOINT_PAGES = 8192
 WRITE_OPTION = "hubbub_write"
 """Execution option marking a connection that will write (SQLite: BEGIN IMMEDIATE)."""
 
@@ -112,6 +119,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
             set_wal(cursor)
             cursor.execute("PRAGMA synchronous = FULL")
             cursor.execute("PRAGMA foreign_keys = ON")
+            cursor.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES}")
         finally:
             cursor.close()
 

@@ -19,6 +19,14 @@ Rules of this file:
   unique violation because another process stored the same nonce a moment
   ago), its items are retried one by one, each in its own transaction, so one
   bad item fails only its own caller.
+- A message's id (ULID, unique in ``messages``) is made once, at ``append``,
+  and every try inserts that id. A batch tried again after the database failed
+  under it (the connection lost after COMMIT reached the server, say) first
+  looks its ids up, so what the earlier try stored is given back, not stored
+  twice, with or without a nonce; one committed after that lookup takes the id
+  first, and the INSERT fails instead of storing it twice.
+- SQLite: each transaction is one trip to a thread with a connection of its
+  own, and checkpoints run off the commit path (``SqliteThread`` below).
 - ``close()`` commits everything queued before it returns.
 """
 
