@@ -21,9 +21,10 @@ Why a read here sees every commit made before it starts, and blocks nothing:
   an error half-way) is rolled back before the next one, so no snapshot stays
   pinned and checkpoints can always empty the WAL.
 
-A connection whose read fails with ``sqlite3.OperationalError`` (I/O error,
-locked for longer than the busy timeout, ...) is closed and opened again at
-the next read; the caller gets StoreUnavailable, as from the engine's path.
+A connection whose read fails with a ``sqlite3.Error`` is closed and opened
+again at the next read; for ``sqlite3.OperationalError`` (I/O error, locked
+for longer than the busy timeout, ...) the caller gets StoreUnavailable, as
+from the engine's path.
 ``stop()`` lets the reads already queued finish, then closes the connections;
 a read that comes later gets StoreClosed.
 """
@@ -105,7 +106,7 @@ class _Reader:
                         self.opened += 1
                     result = fn(db)
                 except BaseException as exc:
-                    if db is not None and isinstance(exc, sqlite3.OperationalError):
+                    if db is not None and isinstance(exc, sqlite3.Error):
                         _close(db)  # opened again at the next read
                         db = None
                     _settle(loop, future, exc, failed=True)
