@@ -9,8 +9,6 @@ import sys
 import textwrap
 from pathlib import Path
 
-import pytest
-
 from testenv import scaled
 
 IRC_CLIENT = ("hubbub.irc.client", "irctokens", "ircstates", "pendulum")
@@ -44,11 +42,6 @@ def test_the_irc_package_loads_the_client_only_when_asked() -> None:
     assert result.stdout.splitlines() == ["[]", "hubbub.irc.client hubbub.irc.config True"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="hubbub/irc/connection.py imports .client at module level (the change it needs: "
-    "docs/performance/startup.md); remove this mark once it is made",
-)
 def test_serve_imports_no_irc_client() -> None:
     """With no IRC network to connect, the modules ``hubbub serve`` imports leave the
     IRC client (irctokens, ircstates, pendulum) unloaded until a network starts."""

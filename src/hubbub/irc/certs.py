@@ -31,10 +31,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+# cryptography's x509 and hash modules are imported by the functions that use
+# them: a server whose networks use no client certificate never needs them
+# (~30 ms of startup, docs/performance/startup.md).
 
 VALID_DAYS = 3650
 CONFIG_KEY = "client_cert"  # the certificate (PEM) in the network's config
@@ -68,6 +67,11 @@ def self_signed(common_name: str, names: tuple[str, ...] = ()) -> CertPair:
 
     ``names`` become subject alternative names (DNS names or IP addresses).
     """
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     now = dt.datetime.now(dt.UTC)
@@ -105,15 +109,24 @@ def client_cert(network: str) -> CertPair:
 
 
 def fingerprint(cert_pem: bytes) -> str:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+
     cert = x509.load_pem_x509_certificate(cert_pem)
     return cert.fingerprint(hashes.SHA256()).hex()
 
 
 def der_fingerprint(der: bytes) -> str:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+
     return x509.load_der_x509_certificate(der).fingerprint(hashes.SHA256()).hex()
 
 
 def fingerprint_sha512(cert_pem: bytes) -> str:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+
     cert = x509.load_pem_x509_certificate(cert_pem)
     return cert.fingerprint(hashes.SHA512()).hex()
 
@@ -129,6 +142,9 @@ class CertInfo:
 
 
 def info(cert_pem: str | bytes) -> CertInfo:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+
     data = cert_pem.encode() if isinstance(cert_pem, str) else cert_pem
     cert = x509.load_pem_x509_certificate(data)
     return CertInfo(

@@ -36,10 +36,10 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import addresses, certs
 from .backoff import Backoff
-from .client import Client
 from .config import ClientConfig
 from .errors import AddressRefused, ConnectError, NotConnected, TLSVerifyError
 from .events import (
@@ -55,6 +55,9 @@ from .events import (
     Registered,
 )
 from .history import Anchor, SeenSet
+
+if TYPE_CHECKING:
+    from .client import Client
 
 log = logging.getLogger("hubbub.irc")
 
@@ -267,6 +270,10 @@ class Connection:
             await self._emit(Disconnected(str(exc), retry=True))
             return str(exc), True
         self.state = ConnState.REGISTERING
+        # Imported on the first connect, not at startup: ircstates imports
+        # pendulum (and pendulum time_machine, which imports pytest when installed).
+        from .client import Client
+
         client = Client(cfg.client)
         session = _Session(client, reader, writer)
         self._session = session

@@ -22,7 +22,8 @@ INT32_MAX = 2_147_483_647
 SEQ_MAX = 2**62
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
+    """``async``: FastAPI runs a plain ``def`` dependency in a worker thread."""
     services: Services = request.app.state.services
     return services
 
