@@ -43,7 +43,7 @@ def create_web_app(services: Services, **fastapi_options: Any) -> FastAPI:
     )
     app.state.services = services
     install_error_handlers(app)
-    app.include_router(api.api_router(), prefix=api.PREFIX, responses=api.RESPONSES)
+    api.include_api(app)
     _add_websocket_route(app)
     app.router.routes.extend(static_routes())  # the web client, when installed
     app.add_middleware(BodyLimit, max_body=MAX_BODY)
