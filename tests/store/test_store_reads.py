@@ -276,8 +276,9 @@ async def test_the_wal_can_be_checkpointed_while_reading(
 
     def checkpoint() -> Any:
         # Busy at once (no busy handler) while the store's own checkpointer
-        # runs one: then again. Readers holding a snapshot would keep it busy.
-        for _ in range(100):
+        # runs one (on a slow disk that can take a while): then again. Readers
+        # holding a snapshot would keep it busy for good.
+        for _ in range(1000):
             result = checkpointer.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()[0]
             if result[0] == 0:
                 break

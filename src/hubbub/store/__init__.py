@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from .base import StoreClosed, StoreUnavailable
+from .errors import StoreClosed, StoreUnavailable
 from .migrate import migrate
 from .sql import SqlStore, open_store
 

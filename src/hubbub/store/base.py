@@ -28,21 +28,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from hubbub.core.errors import Conflict, HubbubError, NotFound
 
 from .engine import WRITE_OPTION, is_sqlite
+from .errors import StoreClosed, StoreUnavailable
 from .reads import ReadConnections, sqlite_path
 
 _UNIQUE = "unique"
 _FOREIGN_KEY = "foreign_key"
-
-
-class StoreUnavailable(HubbubError):
-    """The database cannot be reached or stayed locked too long; try again later."""
-
-    code = "unavailable"
-    status = 503
-
-
-class StoreClosed(StoreUnavailable):
-    """The store is closed (or closing) and takes no more appends."""
 
 
 def integrity_kind(exc: sa.exc.IntegrityError) -> str | None:

@@ -68,24 +68,21 @@ class MessageQueries(StoreBase):
         limit = max(0, min(limit, MAX_PAGE))
         if limit == 0:
             return []
-        # Compiled once (StoreBase._fetch_compiled): every resuming client reads
-        # here, a reconnect storm thousands of times a second.
-        async with self._read() as conn:
-            if after is not None:
-                params = {"seq": after}
-                stmt = _AFTER
-            elif before is not None:
-                params = {"seq": before}
-                stmt = _BEFORE
-            else:
-                params = {}
-                stmt = _LATEST
-            found = [
-                rows.message(row)
-                for row in await self._fetch_compiled(
-                    conn, stmt, cid=conversation_id, limit=limit, **params
-                )
-            ]
+        # Compiled once, and on SQLite a read connection of its own (StoreBase._fetch):
+        # every resuming client reads here, a reconnect storm thousands of times a second.
+        if after is not None:
+            params = {"seq": after}
+            stmt = _AFTER
+        elif before is not None:
+            params = {"seq": before}
+            stmt = _BEFORE
+        else:
+            params = {}
+            stmt = _LATEST
+        found = [
+            rows.message(row)
+            for row in await self._fetch(stmt, cid=conversation_id, limit=limit, **params)
+        ]
         if after is None:
             found.reverse()
         return found

@@ -42,6 +42,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 
 from .engine import BUSY_TIMEOUT_MS
+from .errors import StoreClosed, StoreUnavailable
 
 T = TypeVar("T")
 
@@ -185,8 +186,6 @@ class ReadConnections:
             reader.submit((loop, future, fn))
             return await future
         except sqlite3.OperationalError as exc:
-            from .base import StoreUnavailable  # base imports this module
-
             raise StoreUnavailable("the database is unavailable or busy; try again") from exc
         finally:
             reader.pending -= 1
@@ -210,8 +209,6 @@ class ReadConnections:
 
 
 def _closed() -> Exception:
-    from .base import StoreClosed  # base imports this module
-
     return StoreClosed("the store is closed")
 
 

@@ -14,9 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from hubbub.core.model import AppendResult, NewMessage
 from hubbub.core.ports import Store
 
-from .base import StoreClosed, StoreUnavailable
 from .conversations import ConversationQueries
 from .engine import make_engine, sqlite_file
+from .errors import StoreClosed, StoreUnavailable
 from .messages import MessageQueries
 from .migrate import migrate_engine
 from .networks import NetworkQueries
@@ -74,6 +74,8 @@ class SqlStore(UserQueries, SessionQueries, ConversationQueries, MessageQueries,
             await self._writer.close()
         finally:
             await self._engine.dispose()
+            if self._reads is not None:
+                await self._reads.close()  # wait for the read threads to end
 
     async def __aenter__(self) -> SqlStore:
         await self.start()

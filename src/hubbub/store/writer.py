@@ -54,7 +54,8 @@ from hubbub.core.model import AppendResult, Message, NewMessage, new_message_id,
 from . import engine as engine_module
 from . import rows
 from . import schema as t
-from .base import StoreClosed, StoreUnavailable, is_transient, translate
+from .base import is_transient, translate
+from .errors import StoreClosed, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
