@@ -19,16 +19,19 @@ import collections
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hubbub.core.errors import Conflict, HubbubError, NotFound
 
 from .engine import WRITE_OPTION, is_sqlite
 from .errors import StoreClosed, StoreUnavailable
+
+if TYPE_CHECKING:
+    from sqlalchemy.dialects import postgresql
 from .reads import ReadConnections, sqlite_path
 
 _UNIQUE = "unique"
@@ -154,7 +157,13 @@ class StoreBase:
 
     def _insert(self, table: sa.Table) -> sqlite.Insert | postgresql.Insert:
         """An INSERT that knows ON CONFLICT on this engine."""
-        return sqlite.insert(table) if self._sqlite else postgresql.insert(table)
+        if self._sqlite:
+            return sqlite.insert(table)
+        # here, not at the top: a server on SQLite never loads the PostgreSQL
+        # dialect (~30 ms of startup); the engine loaded it already on PostgreSQL
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert(table)
 
     def _hot_reads(self) -> ReadConnections | None:
         """The read connections for a hot read, or None: use ``_read()``."""
