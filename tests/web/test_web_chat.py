@@ -433,6 +433,25 @@ def test_new_messages_line_and_mention_badge(sessions: Any, hub: Hub) -> None:
     expect(item.locator(".badge")).to_have_count(0)
 
 
+def test_a_new_browser_counts_mentions_it_has_not_loaded(sessions: Any, hub: Hub) -> None:
+    """The unread messages of a room are not loaded by a browser that never saw
+    it: their mentions are counted on the server all the same."""
+    name, room = unique("ivy"), unique("room")
+    with hub.api(name) as ivy:
+        ivy.post("rooms", json={"name": room}).raise_for_status()
+        ivy.post("rooms", json={"name": "a" + room}).raise_for_status()  # first: shown at start
+    with hub.api(unique("hank")) as hank:
+        conv = hank.post("rooms/join", json={"name": room}).json()
+        for text in (f"{name}: look", "filler", f"and again {name}", f"not{name}", "done"):
+            hank.post(f"conversations/{conv['id']}/messages", json={"text": text})
+    ivy_browser = sessions(name)  # a browser with nothing cached
+    expect(ivy_browser.page.locator(".conv-title")).to_contain_text("a" + room)
+    item = ivy_browser.page.locator("nav .conv", has_text=room).filter(has_not_text="a" + room)
+    expect(item.locator(".mention-badge")).to_have_text("@2")
+    item.click()
+    expect(item.locator(".mention-badge")).to_have_count(0)
+
+
 def test_join_dialog_create_then_leave(sessions: Any) -> None:
     alice, bob = sessions(), sessions()
     room = unique("den")

@@ -23,6 +23,7 @@ import { Outbox } from "./outbox.js";
 const CACHE_MESSAGES = 200;
 const PAGE = 50;
 const TYPING_FOR = 6000;
+const MENTION_TERMS = 6; // searched for the mentions of a room not loaded yet
 const COUNTED = new Set(["text", "action", "notice", "topic", "event", "system"]);
 
 export class Chat extends Actions(IrcNetworks(Object)) {
@@ -190,7 +191,12 @@ export class Chat extends Actions(IrcNetworks(Object)) {
       Object.assign(c, this.summary({ ...c, ...data, last_seq: lastSeq, read_seq: readSeq }));
       this.recount(c);
     }
-    if (c.hi === null) c.hi = data.last_seq;
+    if (c.hi === null) {
+      // nothing of it here yet: the unread messages are not loaded, so count
+      // their mentions on the server
+      c.hi = data.last_seq;
+      if (snapshot) this._mentions = (this._mentions || Promise.resolve()).then(() => this.countMentions(c)); // one room at a time
+    }
     if (snapshot && c.hi > data.last_seq) {
       // the server knows less than our cache (its data was reset): start over
       c.msgs = [];
@@ -440,6 +446,33 @@ export class Chat extends Actions(IrcNetworks(Object)) {
     } finally {
       c.filling = false;
     }
+  }
+
+  /** The mentions among a room's unread messages that this browser has not
+   * loaded: a search per term (the name and the highlight words) in the room,
+   * each hit checked with the same matcher as live messages. Bounded: at most
+   * MENTION_TERMS terms and the newest 50 hits of each. */
+  async countMentions(c) {
+    if (c.kind !== "room" || c.unread <= 0) return;
+    const readSeq = c.read_seq;
+    const terms = [this.me.name, ...(this.settings.highlights || [])].slice(0, MENTION_TERMS);
+    const found = new Set(c.mentionSeqs);
+    try {
+      for (const q of terms) {
+        const page = await rest.get(`search${rest.query({ q, conversation: c.id, limit: 50 })}`);
+        for (const m of page.messages) {
+          if (m.seq > readSeq && m.seq <= c.last_seq && m.sender_id !== this.me.id && mentions(m.text, this.matcher)) {
+            found.add(m.seq);
+          }
+        }
+      }
+    } catch {
+      return; // offline, or the room is gone: the badge counts what arrives
+    }
+    c.mentionSeqs = [...found].sort((a, b) => a - b);
+    this.recount(c);
+    this.markDirty(c);
+    this.changed();
   }
 
   recount(c) {
