@@ -18,8 +18,8 @@ import pytest
 import sqlalchemy as sa
 
 from hubbub.core.model import ConversationKind, MessageKind, NewMessage, Visibility
-from hubbub.store import SqlStore, StoreUnavailable, open_store
-from hubbub.store import writer as writer_module
+from hubbub.store import SqlStore, StoreUnavailable, open_store, sqlite_writer
+from hubbub.store import batch as batch_module
 
 # The server's reply to COMMIT: CommandComplete, length 11, tag "COMMIT".
 COMMIT_DONE = b"C\x00\x00\x00\x0bCOMMIT\x00"
@@ -159,7 +159,7 @@ async def test_sqlite_retry_after_a_commit_reported_lost_stores_each_once(
     tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The same on SQLite: the first try commits, then reports a failure."""
-    commit = writer_module._sqlite_commit
+    commit = sqlite_writer._sqlite_commit
     lost: list[int] = []
 
     def commit_then_fail(db: sqlite3.Connection, batch: Any) -> None:
@@ -168,7 +168,7 @@ async def test_sqlite_retry_after_a_commit_reported_lost_stores_each_once(
             lost.append(len(batch.inserts))
             raise sqlite3.OperationalError("disk I/O error")
 
-    monkeypatch.setattr(writer_module, "_sqlite_commit", commit_then_fail)
+    monkeypatch.setattr(sqlite_writer, "_sqlite_commit", commit_then_fail)
     async with open_store(f"sqlite+aiosqlite:///{tmp_path}/h.db") as store:
         room, alice = await _room_and_user(store)
         n = 30
@@ -189,7 +189,7 @@ async def test_a_retry_whose_lookup_missed_still_stores_once(
     """The first try commits after the retry looked its ids up (on PostgreSQL, a
     transaction still finishing on a lost connection): the retry's INSERT meets
     the taken id, and the item-by-item path that follows finds it."""
-    commit = writer_module._sqlite_commit
+    commit = sqlite_writer._sqlite_commit
     calls: list[bool] = []
 
     def late_commit(db: sqlite3.Connection, batch: Any) -> None:
@@ -200,8 +200,8 @@ async def test_a_retry_whose_lookup_missed_still_stores_once(
             # The "first try" commits now, behind the retry's back, after its lookup.
             with contextlib.closing(sqlite3.connect(tmp_path / "h.db")) as other:
                 other.execute("PRAGMA busy_timeout = 5000")
-                cols = ", ".join(writer_module._COLUMNS)
-                marks = ", ".join("?" * len(writer_module._COLUMNS))
+                cols = ", ".join(batch_module.COLUMNS)
+                marks = ", ".join("?" * len(batch_module.COLUMNS))
                 with other:
                     seq = other.execute(
                         "UPDATE conversations SET last_seq = last_seq + 1 WHERE id = ? "
@@ -209,7 +209,7 @@ async def test_a_retry_whose_lookup_missed_still_stores_once(
                         (batch.messages[0].conversation_id,),
                     ).fetchone()[0]
                     row = list(batch._rows[0])
-                    row[writer_module._SEQ] = seq
+                    row[batch_module.SEQ] = seq
                     other.execute(f"INSERT INTO messages ({cols}) VALUES ({marks})", row)
             batch.retry = False  # as if its lookup ran just before that commit
             try:
@@ -219,7 +219,7 @@ async def test_a_retry_whose_lookup_missed_still_stores_once(
             return
         commit(db, batch)
 
-    monkeypatch.setattr(writer_module, "_sqlite_commit", late_commit)
+    monkeypatch.setattr(sqlite_writer, "_sqlite_commit", late_commit)
     async with open_store(f"sqlite+aiosqlite:///{tmp_path}/h.db") as store:
         room, alice = await _room_and_user(store)
         result = await store.append(NewMessage(room.id, MessageKind.TEXT, "m0", alice.id, "Alice"))

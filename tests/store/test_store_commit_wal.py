@@ -17,18 +17,17 @@ from typing import Any
 import pytest
 
 from hubbub.core.model import ConversationKind, MessageKind, NewMessage, Visibility
-from hubbub.store import open_store
-from hubbub.store import writer as writer_module
+from hubbub.store import open_store, sqlite_writer
 
 PAGE = 4096
 
 
 @pytest.fixture
 def small_wal(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(writer_module, "CHECKPOINT_COMMITS", 8)
-    monkeypatch.setattr(writer_module, "CHECKPOINT_ROWS", 64)
-    monkeypatch.setattr(writer_module, "RESET_PAGES", 64)
-    monkeypatch.setattr(writer_module, "RESTART_PAGES", 256)
+    monkeypatch.setattr(sqlite_writer, "CHECKPOINT_COMMITS", 8)
+    monkeypatch.setattr(sqlite_writer, "CHECKPOINT_ROWS", 64)
+    monkeypatch.setattr(sqlite_writer, "RESET_PAGES", 64)
+    monkeypatch.setattr(sqlite_writer, "RESTART_PAGES", 256)
 
 
 def _wal_size(db: Path) -> int:
@@ -77,7 +76,7 @@ async def test_wal_stays_bounded_under_sustained_writes(
         # Without checkpoints (the same writes, the checkpointer's limits raised
         # out of reach) the WAL grew to 50 MB; it stays a few RESTART_PAGES here
         # (1.9-4.2 MB seen; a checkpoint's interval of writes comes on top).
-        assert max(sizes) < 8 * writer_module.RESTART_PAGES * PAGE, (max(sizes), vars(checkpointer))
+        assert max(sizes) < 8 * sqlite_writer.RESTART_PAGES * PAGE, (max(sizes), vars(checkpointer))
         assert checkpointer.checkpoints > 0 and checkpointer.tail_checkpoints > 0
         assert [m.seq for m in await store.history(room.id, limit=1000, after=n - 1000)] == list(
             range(n - 999, n + 1)

@@ -9,7 +9,7 @@ import pytest
 
 from hubbub.core.errors import Conflict
 from hubbub.core.model import MessageKind, NewMessage, User
-from hubbub.store import SqlStore, writer
+from hubbub.store import SqlStore, sqlite_writer
 
 
 def _msg(conversation_id: int, user: User, text: str, nonce: str | None = None, **kw):
@@ -88,7 +88,7 @@ async def test_batch_finds_every_stored_nonce(
 async def test_batches_bigger_than_a_statement(
     monkeypatch, store: SqlStore, alice: User, room_factory, chunk: int
 ):
-    monkeypatch.setattr(writer, "_SQLITE_CHUNK", chunk)
+    monkeypatch.setattr(sqlite_writer, "_SQLITE_CHUNK", chunk)
     room = await room_factory("lobby", alice)
     await store.append(_msg(room.id, alice, "old", "n3"))
     results = await asyncio.gather(
@@ -118,7 +118,7 @@ async def test_ext_key_taken_in_a_batch_fails_only_its_caller(
 async def test_sqlite_nonce_lookup_uses_the_index(target, store: SqlStore):
     if target.engine != "sqlite":
         pytest.skip("SQLite's query plan")
-    sql = writer._SQLITE_DUPLICATES + "(?, ?), (?, ?)" + writer._SQLITE_ON
+    sql = sqlite_writer._SQLITE_DUPLICATES + "(?, ?), (?, ?)" + sqlite_writer._SQLITE_ON
     async with store.engine.connect() as conn:
         plan = [
             row[3]
