@@ -43,6 +43,7 @@ import sqlalchemy as sa
 
 from .engine import BUSY_TIMEOUT_MS
 from .errors import StoreClosed, StoreUnavailable
+from .threads import settle_from_thread
 
 T = TypeVar("T")
 
@@ -110,9 +111,9 @@ class _Reader:
                     if db is not None and isinstance(exc, sqlite3.Error):
                         _close(db)  # opened again at the next read
                         db = None
-                    _settle(loop, future, exc, failed=True)
+                    settle_from_thread(loop, future, exc, failed=True)
                 else:
-                    _settle(loop, future, result, failed=False)
+                    settle_from_thread(loop, future, result, failed=False)
                 if db is not None and db.in_transaction:
                     try:
                         db.rollback()
@@ -127,7 +128,7 @@ class _Reader:
                 except queue.Empty:
                     break
                 if late is not None:
-                    _settle(late[0], late[1], _closed(), failed=True)
+                    settle_from_thread(late[0], late[1], _closed(), failed=True)
         finally:
             if db is not None:
                 _close(db)
@@ -136,21 +137,6 @@ class _Reader:
 def _close(db: sqlite3.Connection) -> None:
     with contextlib.suppress(sqlite3.Error):
         db.close()
-
-
-def _settle(
-    loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any], value: Any, *, failed: bool
-) -> None:
-    def settle() -> None:
-        if future.done():
-            return
-        if failed:
-            future.set_exception(value)
-        else:
-            future.set_result(value)
-
-    with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
-        loop.call_soon_threadsafe(settle)
 
 
 class ReadConnections:

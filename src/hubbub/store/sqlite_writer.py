@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import logging
 import queue
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -23,6 +22,7 @@ from hubbub.core.model import now_ms
 from . import engine as engine_module
 from . import rows
 from .batch import COLUMNS, Batch
+from .threads import settle_from_thread
 
 log = logging.getLogger("hubbub.store.writer")
 
@@ -213,9 +213,9 @@ class SqliteThread:
                     self._checkpointer.start()
                 _sqlite_commit(db, batch)
             except BaseException as exc:
-                _resolve(loop, future.set_exception, future, exc)
+                settle_from_thread(loop, future, exc, failed=True)
             else:
-                _resolve(loop, future.set_result, future, None)
+                settle_from_thread(loop, future, None, failed=False)
                 self._checkpointer.wrote(len(batch.inserts))
                 if self._checkpointer.reset_wanted:
                     self._reset_wal(db)
@@ -234,20 +234,6 @@ class SqliteThread:
         self._checkpointer.tail_checkpoints += 1
         if not busy and done >= pages:
             self._checkpointer.reset_wanted = False
-
-
-def _resolve(
-    loop: asyncio.AbstractEventLoop,
-    setter: Callable[[Any], None],
-    future: asyncio.Future[Any],
-    value: Any,
-) -> None:
-    def settle() -> None:
-        if not future.done():
-            setter(value)
-
-    with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
-        loop.call_soon_threadsafe(settle)
 
 
 class _Checkpointer:
