@@ -66,16 +66,24 @@ class SqlStore(UserQueries, SessionQueries, ConversationQueries, MessageQueries,
         self._writer.start()
 
     async def close(self) -> None:
-        """Commit pending appends, stop the writer and dispose the engine."""
+        """Commit pending appends, stop the writer and dispose the engine.
+
+        The read connections close first (reads from then on take the engine's
+        pool): they are read-only, and the last connection to close a SQLite
+        database must be one that can checkpoint the WAL into it and remove the
+        WAL file, so a stopped server leaves one self-contained database file
+        (what a backup of the file alone needs)."""
         if self._closed:
             return
         self._closed = True
         try:
-            await self._writer.close()
-        finally:
-            await self._engine.dispose()
             if self._reads is not None:
                 await self._reads.close()  # wait for the read threads to end
+        finally:
+            try:
+                await self._writer.close()
+            finally:
+                await self._engine.dispose()
 
     async def __aenter__(self) -> SqlStore:
         await self.start()
