@@ -127,14 +127,8 @@ async def test_a_send_whose_echo_never_came_before_the_connection_dropped_is_mar
     async with FakeServer([dropping, after]) as server:
         services = await build_services(settings)
         try:
-            user, network = await _ada_on(services, server.port)
-            irc, store = services.irc, services.store
-            assert irc is not None
-            await irc.connect(network.id)
-            chan = await eventually(lambda: store.find_network_conversation(network.id, "#chan"))
-            await eventually(
-                lambda: asyncio.sleep(0, irc.state(network.id)["state"] == "connected")
-            )
+            user, _network, chan = await _ada_in_chan(services, server.port)
+            store = services.store
             echoed = await services.hub.post(user, chan.id, "echoed", nonce="e1")
 
             async def keyed() -> bool:  # its echo came: it carries the server's time
@@ -213,6 +207,17 @@ async def _ada_on(services: Any, port: int) -> tuple[Any, Any]:
     return user, network
 
 
+async def _ada_in_chan(services: Any, port: int) -> tuple[Any, Any, Any]:
+    """ada's network connected, and its #chan: (user, network, conversation)."""
+    user, network = await _ada_on(services, port)
+    irc, store = services.irc, services.store
+    assert irc is not None
+    await irc.connect(network.id)
+    chan = await eventually(lambda: store.find_network_conversation(network.id, "#chan"))
+    await eventually(lambda: asyncio.sleep(0, irc.state(network.id)["state"] == "connected"))
+    return user, network, chan
+
+
 async def _said(store: Any, network_id: int) -> list[Any]:
     """What #chan holds but the JOIN lines of each session."""
     chan = await store.find_network_conversation(network_id, "#chan")
@@ -275,14 +280,8 @@ async def test_a_message_sent_in_three_lines_is_stored_once_though_every_part_is
     async with FakeServer([first, second, third]) as server:
         services = await build_services(settings)
         try:
-            user, network = await _ada_on(services, server.port)
-            irc, store = services.irc, services.store
-            assert irc is not None
-            await irc.connect(network.id)
-            chan = await eventually(lambda: store.find_network_conversation(network.id, "#chan"))
-            await eventually(
-                lambda: asyncio.sleep(0, irc.state(network.id)["state"] == "connected")
-            )
+            user, network, chan = await _ada_in_chan(services, server.port)
+            store = services.store
             posted = await services.hub.post(user, chan.id, LONG, nonce="long")
             message_id = posted.message.id
 
@@ -364,14 +363,8 @@ async def test_parts_whose_echo_the_dropped_connection_lost_key_the_message_on_r
     async with FakeServer([dropping, after]) as server:
         services = await build_services(settings)
         try:
-            user, network = await _ada_on(services, server.port)
-            irc, store = services.irc, services.store
-            assert irc is not None
-            await irc.connect(network.id)
-            chan = await eventually(lambda: store.find_network_conversation(network.id, "#chan"))
-            await eventually(
-                lambda: asyncio.sleep(0, irc.state(network.id)["state"] == "connected")
-            )
+            user, network, chan = await _ada_in_chan(services, server.port)
+            store = services.store
 
             async def before() -> bool:
                 return any(m.text == "before" for m in await _said(store, network.id))
