@@ -323,13 +323,10 @@ class Fanout:
             if seq is None:  # typing: no position
                 for conn in room.others:
                     pending = conn.pending
+                    if conn.room is not None:
+                        self.settle(conn)  # steady in another room: its frames first
                     if not pending:
-                        if conn.room is not None:
-                            self.settle(conn)  # steady in another room: its frames first
-                        if not pending:
-                            dirty.append(conn)
-                    elif conn.room is not None:
-                        self.settle(conn)  # only its answers were pending
+                        dirty.append(conn)
                     pending.append(frame)
             else:
                 prev = seq - 1
@@ -347,19 +344,16 @@ class Fanout:
                     if live.get(cid) == prev:
                         live[cid] = seq
                         pending = conn.pending
+                        if conn.room is not None:
+                            self.settle(conn)  # steady in another room: its frames first
+                        elif can_promote and not pending:
+                            if promote is None:
+                                promote = [conn]
+                            else:
+                                promote.append(conn)
+                            continue
                         if not pending:
-                            if conn.room is None and can_promote:
-                                if promote is None:
-                                    promote = [conn]
-                                else:
-                                    promote.append(conn)
-                                continue
-                            if conn.room is not None:
-                                self.settle(conn)  # steady in another room: its frames first
-                            if not pending:
-                                dirty.append(conn)
-                        elif conn.room is not None:
-                            self.settle(conn)  # only its answers were pending
+                            dirty.append(conn)
                         pending.append(frame)
                     else:
                         conn.deliver_slow(event, frame)
@@ -392,13 +386,10 @@ class Fanout:
                 for conn in targets:
                     if conn.started:
                         pending = conn.pending
+                        if conn.room is not None:
+                            self.settle(conn)  # its room's frames (and its answers) first
                         if not pending:
-                            if conn.room is not None:
-                                self.settle(conn)
-                            if not pending:
-                                dirty.append(conn)
-                        elif conn.room is not None:
-                            self.settle(conn)  # only its answers were pending
+                            dirty.append(conn)
                         pending.append(frame)
                     else:
                         conn.deliver_slow(event, frame)
